@@ -1,0 +1,76 @@
+# asset-inventory: the two commands a user needs are `make run` and `make test`.
+# Both install what they need on a fresh Debian machine (as root, or with sudo).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+DUCKDB_DIR := $(CURDIR)/.deps/duckdb
+export DUCKDB_LIB_DIR := $(DUCKDB_DIR)
+export LD_LIBRARY_PATH := $(DUCKDB_DIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
+
+.PHONY: help run test bench bench-collectors schemas deps system-deps duckdb py-deps build release lint fmt clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: system-deps duckdb release ## run the whole pipeline locally (NATS, Prometheus, API on 127.0.0.1:8080, collectors)
+	$(CARGO_TARGET_DIR)/release/inventory up
+
+test: system-deps duckdb py-deps ## run every test (fmt, clippy, unit, HTTP, integration with real NATS/Prometheus, interop)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	INVENTORY_TEST_PYTHON=$(PY) $(CARGO_TEST)
+
+bench: system-deps duckdb ## replay 1,000,000 events from JetStream into DuckDB vs a raw consume (see BENCHMARKS.md)
+	cargo bench -p inventory-projector --bench replay
+
+schemas: duckdb ## regenerate schemas/json from the Rust types
+	INVENTORY_WRITE_SCHEMAS=1 cargo test -p inventory-schemas committed_json_schemas
+
+release: duckdb
+	cargo build --release --bin inventory
+
+build: duckdb
+	cargo build --workspace --all-targets
+
+lint: duckdb
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# --- set-up -----------------------------------------------------------------------------------
+APT_UPDATED := $(CURDIR)/.deps/.apt-updated
+system-deps: ## install nats-server, prometheus, npm and python venv support from Debian when missing
+	@command -v cargo >/dev/null || { echo "cargo is required: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+	@missing=""; \
+	command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+duckdb: $(DUCKDB_DIR)/libduckdb.so
+$(DUCKDB_DIR)/libduckdb.so:
+	scripts/fetch-libduckdb.sh $(DUCKDB_DIR)
+
+py-deps: $(VENV)/.installed
+$(VENV)/.installed: tests/interop/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+	touch $@
+
+clean:
+	cargo clean
+	rm -rf .data

@@ -1,0 +1,364 @@
+//! NATS JetStream plumbing shared by the collectors, the projector and the API: connecting,
+//! ensuring the `INVENTORY` stream (DESIGN §4), conditional publishing and the two reads every
+//! part needs (newest event per subject, ordered replay from a sequence).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use inventory_schemas::{OutgoingEvent, CONTENT_TYPE, STREAM_NAME, STREAM_SUBJECTS};
+use tracing::{debug, info, warn};
+
+/// How to reach NATS. Secrets are never logged.
+#[derive(Clone, Default)]
+pub struct NatsConfig {
+    /// Server URL(s), comma separated (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// A `.creds` file (JWT + NKey seed).
+    pub creds_file: Option<PathBuf>,
+    /// User name (with `password`).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Token authentication.
+    pub token: Option<String>,
+    /// Client name shown in server monitoring.
+    pub name: String,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url)
+            .field("creds_file", &self.creds_file)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// How the stream is created when it does not exist yet.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// 1 in development, 3 in production.
+    pub replicas: usize,
+    /// Zero: keep forever.
+    pub max_age: Duration,
+    /// JetStream's de-duplication window for `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What went wrong talking to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("JetStream stream {STREAM_NAME}: {0}")]
+    Stream(String),
+    #[error("publish to {subject} refused: the subject moved past sequence {expected} (another writer was first)")]
+    Conflict { subject: String, expected: u64 },
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("reading {filter} failed: {reason}")]
+    Read { filter: String, reason: String },
+}
+
+/// How a caller should react to a [`BusError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad configuration or credentials: retrying will not help.
+    Config,
+    /// A conditional write lost a race: re-read and re-diff.
+    Conflict,
+    /// Network or server trouble: retry with backoff.
+    Transient,
+}
+
+impl BusError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Connect { .. } => ErrorKind::Config,
+            Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::Stream(_) | Self::Publish { .. } | Self::Read { .. } => ErrorKind::Transient,
+        }
+    }
+}
+
+/// Connects to NATS. Fails at once (no silent retry loop) when the first connection is refused,
+/// so a bad `NATS_URL` is a one-line error at start; reconnects automatically afterwards.
+pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, BusError> {
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(if config.name.is_empty() {
+            "asset-inventory"
+        } else {
+            &config.name
+        })
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(Duration::from_secs(10)))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => warn!("disconnected from NATS"),
+                async_nats::Event::Connected => info!("connected to NATS"),
+                other => debug!(event = %other, "NATS client event"),
+            }
+        });
+    let err = |reason: String| BusError::Connect {
+        url: config.url.clone(),
+        reason,
+    };
+    if let Some(path) = &config.creds_file {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| err(format!("NATS_CREDS {}: {e}", path.display())))?;
+    }
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        opts = opts.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &config.token {
+        opts = opts.token(token.clone());
+    }
+    opts.connect(config.url.as_str())
+        .await
+        .map_err(|e| err(e.to_string()))
+}
+
+/// The `INVENTORY` stream's configuration (DESIGN §4): every `inventory.>` subject, file storage,
+/// no deletes, no purges, no rollups.
+pub fn stream_config(settings: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: STREAM_NAME.to_owned(),
+        description: Some("asset-inventory: append-only source of truth".to_owned()),
+        subjects: vec![STREAM_SUBJECTS.to_owned()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
+        max_age: settings.max_age,
+        num_replicas: settings.replicas,
+        duplicate_window: settings.duplicate_window,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Returns the stream, creating it when it does not exist. An existing stream is used as it is;
+/// a mismatch in the properties the contract relies on is logged, not silently changed.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<stream::Stream, BusError> {
+    let wanted = stream_config(settings);
+    let mut stream = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| BusError::Stream(e.to_string()))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| BusError::Stream(e.to_string()))?;
+    let have = &info.config;
+    if have.subjects != wanted.subjects || !have.deny_delete || !have.deny_purge {
+        warn!(
+            subjects = ?have.subjects,
+            deny_delete = have.deny_delete,
+            deny_purge = have.deny_purge,
+            "existing stream differs from the contract (subjects inventory.>, deny delete and purge)"
+        );
+    }
+    Ok(stream)
+}
+
+/// Publishes one event with `Nats-Msg-Id` and, for asset events, `Nats-Expected-Last-Subject-Sequence`,
+/// and waits for the stream's acknowledgement. Returns the stream sequence.
+pub async fn publish(js: &jetstream::Context, event: &OutgoingEvent) -> Result<u64, BusError> {
+    let ack = publish_start(js, event).await?;
+    finish(ack, event).await
+}
+
+/// Starts a publish and returns its pending acknowledgement, so callers can pipeline many.
+pub async fn publish_start(
+    js: &jetstream::Context,
+    event: &OutgoingEvent,
+) -> Result<jetstream::context::PublishAckFuture, BusError> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Content-Type", CONTENT_TYPE);
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.as_str());
+    if let Some(prev) = event.prevseq {
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            prev.to_string().as_str(),
+        );
+    }
+    let msg = jetstream::message::PublishMessage::build()
+        .headers(headers)
+        .payload(Bytes::from(event.payload.clone()));
+    js.send_publish(event.subject.clone(), msg)
+        .await
+        .map_err(|e| publish_error(e, event))
+}
+
+/// Waits for a pipelined publish's acknowledgement.
+pub async fn finish(
+    ack: jetstream::context::PublishAckFuture,
+    event: &OutgoingEvent,
+) -> Result<u64, BusError> {
+    let ack = ack.await.map_err(|e| publish_error(e, event))?;
+    if ack.duplicate {
+        debug!(subject = %event.subject, id = %event.id, seq = ack.sequence, "duplicate publish dropped by the stream");
+    }
+    Ok(ack.sequence)
+}
+
+fn publish_error(e: jetstream::context::PublishError, event: &OutgoingEvent) -> BusError {
+    use jetstream::context::PublishErrorKind;
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => BusError::Conflict {
+            subject: event.subject.clone(),
+            expected: event.prevseq.unwrap_or_default(),
+        },
+        _ => BusError::Publish {
+            subject: event.subject.clone(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// A message read from the stream.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// Stream sequence.
+    pub seq: u64,
+    /// NATS subject.
+    pub subject: String,
+    /// When JetStream recorded it (UTC nanoseconds since the epoch).
+    pub recorded_at_nanos: i128,
+    pub payload: Bytes,
+}
+
+impl StoredMessage {
+    fn from_message(msg: &jetstream::Message, filter: &str) -> Result<(Self, u64), BusError> {
+        let info = msg.info().map_err(|e| BusError::Read {
+            filter: filter.to_owned(),
+            reason: format!("message without JetStream metadata: {e}"),
+        })?;
+        Ok((
+            Self {
+                seq: info.stream_sequence,
+                subject: msg.subject.to_string(),
+                recorded_at_nanos: info.published.unix_timestamp_nanos(),
+                payload: msg.payload.clone(),
+            },
+            info.pending,
+        ))
+    }
+}
+
+async fn ordered(
+    stream: &stream::Stream,
+    filter: &str,
+    deliver_policy: consumer::DeliverPolicy,
+) -> Result<(consumer::pull::Ordered, u64), BusError> {
+    let read_err = |reason: String| BusError::Read {
+        filter: filter.to_owned(),
+        reason,
+    };
+    let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.to_owned(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| read_err(e.to_string()))?;
+    let pending = consumer
+        .info()
+        .await
+        .map_err(|e| read_err(e.to_string()))?
+        .num_pending;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| read_err(e.to_string()))?;
+    Ok((messages, pending))
+}
+
+/// The newest message of every subject matching `filter` (an ordered consumer delivering the last
+/// message per subject), in stream order.
+pub async fn last_per_subject(
+    stream: &stream::Stream,
+    filter: &str,
+) -> Result<Vec<StoredMessage>, BusError> {
+    let (mut messages, pending) =
+        ordered(stream, filter, consumer::DeliverPolicy::LastPerSubject).await?;
+    let mut out = Vec::with_capacity(usize::try_from(pending).unwrap_or(0));
+    if pending == 0 {
+        return Ok(out);
+    }
+    while let Some(msg) = messages.next().await {
+        let msg = msg.map_err(|e| BusError::Read {
+            filter: filter.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let (stored, left) = StoredMessage::from_message(&msg, filter)?;
+        out.push(stored);
+        if left == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every message matching `filter` from stream sequence `from` (inclusive; 0 or 1: the start),
+/// following the stream as it grows. Ends only with an error or when the caller drops it.
+pub async fn follow(
+    stream: &stream::Stream,
+    filter: &str,
+    from: u64,
+) -> Result<impl Stream<Item = Result<StoredMessage, BusError>> + Send + 'static, BusError> {
+    let policy = if from <= 1 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: from,
+        }
+    };
+    let (messages, _) = ordered(stream, filter, policy).await?;
+    let filter = filter.to_owned();
+    Ok(messages
+        .map_err({
+            let filter = filter.clone();
+            move |e| BusError::Read {
+                filter: filter.clone(),
+                reason: e.to_string(),
+            }
+        })
+        .and_then(move |msg| {
+            let r = StoredMessage::from_message(&msg, &filter).map(|(m, _)| m);
+            futures::future::ready(r)
+        }))
+}
+
+/// The stream's last sequence right now (0 when empty).
+pub async fn last_sequence(stream: &mut stream::Stream) -> Result<u64, BusError> {
+    stream
+        .info()
+        .await
+        .map(|i| i.state.last_sequence)
+        .map_err(|e| BusError::Stream(e.to_string()))
+}

@@ -1,0 +1,167 @@
+//! `make bench`: replays N realistic events (default 1,000,000 of ≈1 KB over 100,000 assets) from
+//! a real JetStream stream into a fresh DuckDB file, and measures a raw ordered consume of the
+//! same stream in the same run as the baseline.
+//!
+//! Knobs: `BENCH_EVENTS`, `BENCH_ASSETS`. Prints one line per measurement and the ratio.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use futures::StreamExt;
+use inventory_bus::{ensure_stream, finish, publish_start, StreamSettings};
+use inventory_projector::{run, RunOptions, Status, Store};
+use inventory_schemas::{
+    encode_asset, Asset, AssetStatus, ChainLink, EventType, Provenance, STREAM_SUBJECTS,
+};
+use inventory_testkit::NatsServer;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// An AWS account as the Organizations collector reports it, version `v`.
+fn account(i: u64, v: u64) -> Asset {
+    let id = format!("{:012}", 100_000_000_000 + i);
+    let ou = ["ou-prod-1a2b3c4d", "ou-stage-5e6f7a8b", "ou-sandbox-9c0d1e2f"][(i % 3) as usize];
+    Asset {
+        id: id.clone(),
+        provider: "aws".into(),
+        kind: "account".into(),
+        name: format!("workload-{i}-{}", ["payments", "search", "ml", "edge"][(i % 4) as usize]),
+        status: if v % 7 == 6 {
+            AssetStatus::Suspended
+        } else {
+            AssetStatus::Active
+        },
+        org_path: vec!["r-a1b2".into(), "ou-a1b2-workloads".into(), ou.into()],
+        region_residency: vec!["eu-west-1".into(), "eu-central-1".into()],
+        url: None,
+        auth_mode: None,
+        labels: [
+            ("cost-center", format!("cc-{}", i % 97)),
+            ("owner", format!("team-{}@example.com", i % 31)),
+            ("environment", ["prod", "stage", "dev"][(i % 3) as usize].to_owned()),
+            ("data-classification", "internal".to_owned()),
+            ("revision", v.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        raw: serde_json::json!({
+            "Id": id,
+            "Arn": format!("arn:aws:organizations::111122223333:account/o-exampleorgid/{id}"),
+            "Email": format!("aws+workload-{i}@example.com"),
+            "Name": format!("workload-{i}"),
+            "Status": "ACTIVE",
+            "JoinedMethod": if i % 5 == 0 { "INVITED" } else { "CREATED" },
+            "JoinedTimestamp": "2021-03-04T10:11:12Z",
+        }),
+        provenance: Provenance {
+            collector: "aws".into(),
+            collector_version: "0.1.0".into(),
+            api: "organizations:ListAccounts,organizations:ListParents".into(),
+            request_ids: vec![format!("5f1c6d7e-{v:04x}-4bd8-9a3e-2c1b0a9f8e7d")],
+            pages: 1 + (i / 20) as u32,
+            principal: Some("arn:aws:sts::111122223333:assumed-role/OrgAudit/inventory".into()),
+        },
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let events = env("BENCH_EVENTS", 1_000_000);
+    let assets = env("BENCH_ASSETS", 100_000).min(events).max(1);
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+
+    // Publish: asset i's v-th version is event v*assets + i; sequences are contiguous from 1,
+    // so each event's prevseq is known before it is published.
+    let t0 = Instant::now();
+    let mut links: Vec<ChainLink> = vec![ChainLink::default(); assets as usize];
+    let mut pending = std::collections::VecDeque::new();
+    let mut bytes = 0u64;
+    let base = Utc.timestamp_opt(1_760_000_000, 0).unwrap();
+    for n in 0..events {
+        let (i, v) = (n % assets, n / assets);
+        let ty = if v == 0 {
+            EventType::Discovered
+        } else {
+            EventType::Changed
+        };
+        let at = base + chrono::Duration::seconds(n as i64);
+        let ev = encode_asset(ty, &account(i, v), "/collectors/aws/o-exampleorgid", at, &links[i as usize])
+            .unwrap();
+        bytes += ev.payload.len() as u64;
+        links[i as usize] = ChainLink {
+            prevseq: n + 1,
+            chainhash: ev.chainhash.clone().unwrap(),
+        };
+        pending.push_back((publish_start(&js, &ev).await.unwrap(), ev));
+        if pending.len() >= 4096 {
+            let (ack, ev) = pending.pop_front().unwrap();
+            finish(ack, &ev).await.unwrap();
+        }
+    }
+    for (ack, ev) in pending {
+        finish(ack, &ev).await.unwrap();
+    }
+    let publish_s = t0.elapsed().as_secs_f64();
+    println!(
+        "setup: published {events} events ({:.0} B average) for {assets} assets in {publish_s:.1} s",
+        bytes as f64 / events as f64
+    );
+
+    // Baseline: raw ordered consume of the same stream, no decoding, no storage.
+    let t0 = Instant::now();
+    let mut msgs = Box::pin(inventory_bus::follow(&stream, STREAM_SUBJECTS, 1).await.unwrap());
+    let mut n = 0u64;
+    while let Some(m) = msgs.next().await {
+        m.unwrap();
+        n += 1;
+        if n == events {
+            break;
+        }
+    }
+    drop(msgs);
+    let raw_s = t0.elapsed().as_secs_f64();
+    let raw_rate = events as f64 / raw_s;
+    println!("raw ordered consume:        {events} msgs in {raw_s:.2} s = {raw_rate:>9.0} msg/s");
+
+    // The projector: decode, fold, DuckDB (Appender for history, set-based upsert per batch).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.duckdb")).unwrap();
+    let (tx, _rx) = watch::channel(Status::default());
+    let opts = RunOptions {
+        stop_when_caught_up: true,
+        ..RunOptions::default()
+    };
+    let t0 = Instant::now();
+    let store = run(stream.clone(), store, CancellationToken::new(), tx, opts)
+        .await
+        .unwrap();
+    let proj_s = t0.elapsed().as_secs_f64();
+    let proj_rate = events as f64 / proj_s;
+    assert_eq!(store.checkpoint(), events);
+    let conn = store.connection().unwrap();
+    let (ev_rows, asset_rows): (u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM assets)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((ev_rows, asset_rows), (events, assets));
+    println!("projector replay to DuckDB: {events} events in {proj_s:.2} s = {proj_rate:>9.0} events/s");
+    println!(
+        "ratio: projector / raw consume = {:.1} %",
+        100.0 * proj_rate / raw_rate
+    );
+}

@@ -1,0 +1,253 @@
+//! Read queries over the read model, and a small pool of reader connections. Every function here
+//! blocks: call them through [`ReadPool::run`], which moves the work off the async executor.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use duckdb::types::ToSql;
+use duckdb::{params_from_iter, Connection, OptionalExt, Row};
+use inventory_schemas::{SweepCounts, STREAM_NAME};
+
+use crate::store::from_micros;
+use crate::StoreError;
+
+/// Reader connections to one database, reused across requests.
+#[derive(Clone)]
+pub struct ReadPool {
+    seed: Arc<Mutex<Connection>>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl ReadPool {
+    /// A pool that clones new connections from `seed` as needed.
+    pub fn new(seed: Connection) -> Self {
+        Self {
+            seed: Arc::new(Mutex::new(seed)),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop() {
+            return Ok(c);
+        }
+        let seed = self.seed.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(seed.try_clone()?)
+    }
+
+    /// Runs `f` on a pooled connection on the calling thread.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < 16 {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Runs `f` on a pooled connection on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+/// Filters of an asset listing. Results are ordered by asset key; `after` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct AssetQuery {
+    pub provider: Option<String>,
+    /// Any of these kinds (empty: all).
+    pub kinds: Vec<String>,
+    pub status: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    /// Include assets whose newest event is a tombstone.
+    pub include_deleted: bool,
+    /// Return keys strictly after this one.
+    pub after: Option<String>,
+    /// Maximum rows (the caller bounds it).
+    pub limit: u32,
+}
+
+/// One asset of the current view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetRow {
+    pub key: String,
+    pub provider: String,
+    pub kind: String,
+    pub native_id: String,
+    pub name: String,
+    pub status: String,
+    pub source: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_changed: DateTime<Utc>,
+    /// Newest of: the asset's newest event, its collector's newest complete sweep.
+    pub last_seen: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Stream sequence of the asset's newest event.
+    pub version: u64,
+    pub contenthash: String,
+    pub chainhash: String,
+    /// The normalised asset document (last known state).
+    pub data: serde_json::Value,
+}
+
+const ASSET_COLUMNS: &str = "a.asset_key, a.provider, a.kind, a.native_id, a.name, a.status, \
+    a.source, epoch_us(a.first_seen), epoch_us(a.last_changed), \
+    epoch_us(CASE WHEN a.deleted_at IS NULL AND s.last_ok_at > a.last_seen THEN s.last_ok_at \
+    ELSE a.last_seen END), epoch_us(a.deleted_at), a.version, a.contenthash, a.chainhash, \
+    CAST(a.data AS VARCHAR)";
+
+fn asset_row(r: &Row<'_>) -> duckdb::Result<AssetRow> {
+    let data: Option<String> = r.get(14)?;
+    Ok(AssetRow {
+        key: r.get(0)?,
+        provider: r.get(1)?,
+        kind: r.get(2)?,
+        native_id: r.get(3)?,
+        name: r.get(4)?,
+        status: r.get(5)?,
+        source: r.get(6)?,
+        first_seen: from_micros(r.get(7)?),
+        last_changed: from_micros(r.get(8)?),
+        last_seen: from_micros(r.get(9)?),
+        deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
+        version: r.get(11)?,
+        contenthash: r.get(12)?,
+        chainhash: r.get(13)?,
+        data: data
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Lists current assets matching `q`, ordered by key.
+pub fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<Vec<AssetRow>, StoreError> {
+    let mut sql = format!(
+        "SELECT {ASSET_COLUMNS} FROM assets a LEFT JOIN sweeps s ON s.source = a.source WHERE 1=1"
+    );
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(p) = &q.provider {
+        sql.push_str(" AND a.provider = ?");
+        args.push(Box::new(p.clone()));
+    }
+    if !q.kinds.is_empty() {
+        sql.push_str(" AND a.kind IN (");
+        for (i, k) in q.kinds.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(Box::new(k.clone()));
+        }
+        sql.push(')');
+    }
+    if let Some(s) = &q.status {
+        sql.push_str(" AND a.status = ?");
+        args.push(Box::new(s.clone()));
+    }
+    if let Some(n) = &q.name_contains {
+        sql.push_str(" AND contains(lower(a.name), lower(?))");
+        args.push(Box::new(n.clone()));
+    }
+    if !q.include_deleted {
+        sql.push_str(" AND a.deleted_at IS NULL");
+    }
+    if let Some(after) = &q.after {
+        sql.push_str(" AND a.asset_key > ?");
+        args.push(Box::new(after.clone()));
+    }
+    sql.push_str(" ORDER BY a.asset_key LIMIT ?");
+    args.push(Box::new(u64::from(q.limit)));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), asset_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One asset by key (deleted ones included).
+pub fn get_asset(conn: &Connection, key: &str) -> Result<Option<AssetRow>, StoreError> {
+    let sql = format!(
+        "SELECT {ASSET_COLUMNS} FROM assets a LEFT JOIN sweeps s ON s.source = a.source \
+         WHERE a.asset_key = ?"
+    );
+    Ok(conn.query_row(&sql, [key], asset_row).optional()?)
+}
+
+/// The newest sweep of one collector scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRow {
+    pub source: String,
+    pub collector: String,
+    pub provider: String,
+    pub scope: String,
+    pub status: String,
+    pub seq: u64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub counts: SweepCounts,
+    pub error: Option<String>,
+    /// Newest sweep with status ok.
+    pub last_ok_at: Option<DateTime<Utc>>,
+    /// Sweeps seen for this scope.
+    pub runs: u64,
+}
+
+/// Every collector scope's newest sweep, by source.
+pub fn list_sweeps(conn: &Connection) -> Result<Vec<SweepRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT source, collector, provider, scope, status, seq, epoch_us(started_at), \
+         epoch_us(finished_at), duration_ms, seen, discovered, changed, deleted, unchanged, \
+         withheld, error, epoch_us(last_ok_at), runs FROM sweeps ORDER BY source",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SweepRow {
+            source: r.get(0)?,
+            collector: r.get(1)?,
+            provider: r.get(2)?,
+            scope: r.get(3)?,
+            status: r.get(4)?,
+            seq: r.get(5)?,
+            started_at: from_micros(r.get(6)?),
+            finished_at: from_micros(r.get(7)?),
+            duration_ms: r.get(8)?,
+            counts: SweepCounts {
+                seen: r.get(9)?,
+                discovered: r.get(10)?,
+                changed: r.get(11)?,
+                deleted: r.get(12)?,
+                unchanged: r.get(13)?,
+                deletions_withheld: r.get(14)?,
+            },
+            error: r.get(15)?,
+            last_ok_at: r.get::<_, Option<i64>>(16)?.map(from_micros),
+            runs: r.get(17)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The last applied stream sequence.
+pub fn checkpoint(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT last_seq FROM checkpoint WHERE stream = ?",
+            [STREAM_NAME],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Number of rejected events.
+pub fn rejected_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT count(*) FROM rejected", [], |r| r.get(0))?)
+}

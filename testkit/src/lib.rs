@@ -1,0 +1,247 @@
+//! Test helpers shared by every crate's integration tests: real `nats-server -js` and
+//! `prometheus` processes on free loopback ports with temporary storage, stopped and removed on
+//! drop. Tests never use a server that was already running on the machine.
+//!
+//! Binaries are found on `PATH` (`make test` installs them from Debian's packages), or at
+//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+fn binary(env: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/usr/local/bin".into()])
+    {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found on PATH (nor {env}): run `make test`, which installs it");
+}
+
+fn wait_for_tcp(addr: SocketAddr, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} exited with {status} before listening on {addr}:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let out = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("{what} did not listen on {addr} within 20 s:\n{out}");
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM first so the server flushes; then make sure.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A real `nats-server -js` on a free loopback port with its store in a temporary directory.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+    extra_args: Vec<String>,
+}
+
+impl NatsServer {
+    /// Starts a JetStream-enabled server.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a server with extra command-line arguments (e.g. `-c FILE`).
+    pub fn start_with_args(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("inventory-nats-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir,
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let bin = binary("NATS_SERVER_BIN", "nats-server");
+        let log = self.dir.path().join("nats.log");
+        let store = self.dir.path().join("store");
+        let mut cmd = Command::new(bin);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&store)
+            .arg("-l")
+            .arg(&log)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server: {e}"));
+        wait_for_tcp(
+            SocketAddr::from(([127, 0, 0, 1], self.port)),
+            &mut child,
+            "nats-server",
+            &log,
+        );
+        self.child = Some(child);
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's temporary directory (store and log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server (SIGTERM), keeping its store.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
+        }
+    }
+
+    /// Restarts the server on the same port with the same store (a broker restart).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A real Prometheus on a free loopback port with a temporary TSDB, scraping nothing unless told.
+pub struct Prometheus {
+    child: Option<Child>,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with the given scrape targets (`host:port`, metrics at `/metrics`).
+    pub fn start(scrape_targets: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("inventory-prom-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let port = free_port();
+        let config = dir.path().join("prometheus.yml");
+        let targets = scrape_targets
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{targets}]\n"
+        );
+        std::fs::File::create(&config)
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .unwrap_or_else(|e| panic!("write prometheus.yml: {e}"));
+        let log = dir.path().join("prometheus.log");
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let err_file = log_file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let mut child = Command::new(binary("PROMETHEUS_BIN", "prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_tcp(addr, &mut child, "prometheus", &log);
+        // Listening is not ready: wait for /-/ready.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_get_status(addr, "/-/ready") == Some(200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
+        }
+    }
+}
+
+/// Minimal blocking HTTP/1.0 GET returning the status code (for readiness probes in helpers).
+fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).ok()?;
+    let head = std::str::from_utf8(&buf[..n]).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
