@@ -28,12 +28,19 @@ fn env(name: &str, default: u64) -> u64 {
 /// An AWS account as the Organizations collector reports it, version `v`.
 fn account(i: u64, v: u64) -> Asset {
     let id = format!("{:012}", 100_000_000_000 + i);
-    let ou = ["ou-prod-1a2b3c4d", "ou-stage-5e6f7a8b", "ou-sandbox-9c0d1e2f"][(i % 3) as usize];
+    let ou = [
+        "ou-prod-1a2b3c4d",
+        "ou-stage-5e6f7a8b",
+        "ou-sandbox-9c0d1e2f",
+    ][(i % 3) as usize];
     Asset {
         id: id.clone(),
         provider: "aws".into(),
         kind: "account".into(),
-        name: format!("workload-{i}-{}", ["payments", "search", "ml", "edge"][(i % 4) as usize]),
+        name: format!(
+            "workload-{i}-{}",
+            ["payments", "search", "ml", "edge"][(i % 4) as usize]
+        ),
         status: if v % 7 == 6 {
             AssetStatus::Suspended
         } else {
@@ -46,7 +53,10 @@ fn account(i: u64, v: u64) -> Asset {
         labels: [
             ("cost-center", format!("cc-{}", i % 97)),
             ("owner", format!("team-{}@example.com", i % 31)),
-            ("environment", ["prod", "stage", "dev"][(i % 3) as usize].to_owned()),
+            (
+                "environment",
+                ["prod", "stage", "dev"][(i % 3) as usize].to_owned(),
+            ),
             ("data-classification", "internal".to_owned()),
             ("revision", v.to_string()),
         ]
@@ -80,7 +90,9 @@ async fn main() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let stream = ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    let stream = ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
 
     // Publish: asset i's v-th version is event v*assets + i; sequences are contiguous from 1,
     // so each event's prevseq is known before it is published.
@@ -97,8 +109,14 @@ async fn main() {
             EventType::Changed
         };
         let at = base + chrono::Duration::seconds(n as i64);
-        let ev = encode_asset(ty, &account(i, v), "/collectors/aws/o-exampleorgid", at, &links[i as usize])
-            .unwrap();
+        let ev = encode_asset(
+            ty,
+            &account(i, v),
+            "/collectors/aws/o-exampleorgid",
+            at,
+            &links[i as usize],
+        )
+        .unwrap();
         bytes += ev.payload.len() as u64;
         links[i as usize] = ChainLink {
             prevseq: n + 1,
@@ -121,7 +139,11 @@ async fn main() {
 
     // Baseline: raw ordered consume of the same stream, no decoding, no storage.
     let t0 = Instant::now();
-    let mut msgs = Box::pin(inventory_bus::follow(&stream, STREAM_SUBJECTS, 1).await.unwrap());
+    let mut msgs = Box::pin(
+        inventory_bus::follow(&stream, STREAM_SUBJECTS, 1)
+            .await
+            .unwrap(),
+    );
     let mut n = 0u64;
     while let Some(m) = msgs.next().await {
         m.unwrap();
@@ -159,7 +181,9 @@ async fn main() {
         )
         .unwrap();
     assert_eq!((ev_rows, asset_rows), (events, assets));
-    println!("projector replay to DuckDB: {events} events in {proj_s:.2} s = {proj_rate:>9.0} events/s");
+    println!(
+        "projector replay to DuckDB: {events} events in {proj_s:.2} s = {proj_rate:>9.0} events/s"
+    );
     println!(
         "ratio: projector / raw consume = {:.1} %",
         100.0 * proj_rate / raw_rate

@@ -4,14 +4,6 @@
 use chrono::{DateTime, Utc};
 use inventory_schemas::{EventData, EventType, InventoryEvent, SchemaError};
 
-/// An event as it sits in the stream: sequence, JetStream's record time and the decoded event.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub seq: u64,
-    pub recorded_at: DateTime<Utc>,
-    pub event: InventoryEvent,
-}
-
 /// What the current view holds about an asset, minus its `data` document (kept in the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetState {
@@ -48,8 +40,11 @@ pub enum FoldError {
 ///   kept from the first event ever, `last_changed` moves only when the content hash differs.
 /// - `deleted`: the asset keeps its last name and status and gets `deleted_at`; a tombstone for
 ///   an asset never seen creates a deleted row, so history stays complete.
-pub fn fold(prev: Option<&AssetState>, rec: &Recorded) -> Result<AssetState, FoldError> {
-    let ev = &rec.event;
+pub fn fold(
+    prev: Option<&AssetState>,
+    seq: u64,
+    ev: &InventoryEvent,
+) -> Result<AssetState, FoldError> {
     let (provider, kind, native_id, name, status) = match &ev.data {
         EventData::Asset(a) => (
             a.provider.as_str(),
@@ -62,7 +57,8 @@ pub fn fold(prev: Option<&AssetState>, rec: &Recorded) -> Result<AssetState, Fol
             t.provider.as_str(),
             t.kind.as_str(),
             t.id.as_str(),
-            prev.map(|p| p.name.clone()).unwrap_or_else(|| t.name.clone()),
+            prev.map(|p| p.name.clone())
+                .unwrap_or_else(|| t.name.clone()),
             prev.map(|p| p.status.clone())
                 .unwrap_or_else(|| "unknown".to_owned()),
         ),
@@ -81,7 +77,7 @@ pub fn fold(prev: Option<&AssetState>, rec: &Recorded) -> Result<AssetState, Fol
         },
         last_seen: at,
         deleted_at: (ev.ty == EventType::Deleted).then_some(at),
-        version: rec.seq,
+        version: seq,
         source: ev.source.clone(),
         chainhash: ev.chainhash.clone().unwrap_or_default(),
         contenthash,
@@ -125,7 +121,7 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn rec(seq: u64, ty: EventType, name: &str, t: i64) -> Recorded {
+    fn rec(ty: EventType, name: &str, t: i64) -> InventoryEvent {
         let out = if ty == EventType::Deleted {
             let tomb = Tombstone {
                 id: "1".into(),
@@ -140,33 +136,35 @@ mod tests {
         } else {
             encode_asset(ty, &asset(name), "/t", at(t), &ChainLink::default()).unwrap()
         };
-        Recorded {
-            seq,
-            recorded_at: at(t),
-            event: decode(&out.payload).unwrap(),
-        }
+        decode(&out.payload).unwrap()
     }
 
     #[test]
     fn lifecycle() {
-        let s1 = fold(None, &rec(1, EventType::Discovered, "a", 0)).unwrap();
-        assert_eq!((s1.first_seen, s1.last_changed, s1.version), (at(0), at(0), 1));
+        let s1 = fold(None, 1, &rec(EventType::Discovered, "a", 0)).unwrap();
+        assert_eq!(
+            (s1.first_seen, s1.last_changed, s1.version),
+            (at(0), at(0), 1)
+        );
         assert_eq!(s1.key, "aws/account/1");
-        let s2 = fold(Some(&s1), &rec(5, EventType::Changed, "b", 10)).unwrap();
-        assert_eq!((s2.first_seen, s2.last_changed, s2.name.as_str()), (at(0), at(10), "b"));
+        let s2 = fold(Some(&s1), 5, &rec(EventType::Changed, "b", 10)).unwrap();
+        assert_eq!(
+            (s2.first_seen, s2.last_changed, s2.name.as_str()),
+            (at(0), at(10), "b")
+        );
         // Same content again (e.g. a replayed duplicate): last_changed does not move.
-        let s3 = fold(Some(&s2), &rec(6, EventType::Changed, "b", 20)).unwrap();
+        let s3 = fold(Some(&s2), 6, &rec(EventType::Changed, "b", 20)).unwrap();
         assert_eq!((s3.last_changed, s3.last_seen), (at(10), at(20)));
-        let s4 = fold(Some(&s3), &rec(9, EventType::Deleted, "b", 30)).unwrap();
+        let s4 = fold(Some(&s3), 9, &rec(EventType::Deleted, "b", 30)).unwrap();
         assert_eq!(s4.deleted_at, Some(at(30)));
         assert_eq!((s4.name.as_str(), s4.status.as_str()), ("b", "active"));
-        let s5 = fold(Some(&s4), &rec(12, EventType::Discovered, "c", 40)).unwrap();
+        let s5 = fold(Some(&s4), 12, &rec(EventType::Discovered, "c", 40)).unwrap();
         assert_eq!((s5.deleted_at, s5.first_seen), (None, at(0)));
     }
 
     #[test]
     fn tombstone_of_unknown_asset_creates_a_deleted_row() {
-        let s = fold(None, &rec(3, EventType::Deleted, "x", 0)).unwrap();
+        let s = fold(None, 3, &rec(EventType::Deleted, "x", 0)).unwrap();
         assert_eq!(s.deleted_at, Some(at(0)));
         assert_eq!(s.status, "unknown");
     }

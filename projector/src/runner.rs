@@ -84,11 +84,7 @@ pub async fn run(
         s.stream_last_seq = tip.max(start);
         s.caught_up = start >= tip;
     });
-    info!(
-        checkpoint = start,
-        stream_tip = tip,
-        "projector starting"
-    );
+    info!(checkpoint = start, stream_tip = tip, "projector starting");
     // Nothing past the tip exists yet, so a stop point beyond it means "the tip".
     let target = opts
         .stop_at
@@ -180,7 +176,8 @@ async fn feed(
         let mut batch: Vec<Incoming> = Vec::with_capacity(opts.batch_max);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let flush_at =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {

@@ -12,7 +12,7 @@ use duckdb::{params, Connection, OptionalExt};
 use inventory_schemas::{decode, EventData, EventType, InventoryEvent, STREAM_NAME};
 use tracing::{debug, warn};
 
-use crate::fold::{fold, AssetState, Recorded};
+use crate::fold::{fold, AssetState};
 use crate::StoreError;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -175,9 +175,11 @@ impl Store {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.execute_batch(SCHEMA)?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match version {
             None => {
@@ -276,16 +278,11 @@ impl Store {
                 };
                 let data = ev.data_json.to_string();
                 if let Some(key) = &key {
-                    let rec = Recorded {
-                        seq: inc.seq,
-                        recorded_at: inc.recorded_at,
-                        event: ev.clone(),
-                    };
                     let prev = staged
                         .get(key)
                         .map(|(s, _)| s)
                         .or_else(|| self.states.get(key));
-                    match fold(prev, &rec) {
+                    match fold(prev, inc.seq, ev) {
                         Ok(state) => {
                             let doc = (ev.ty != EventType::Deleted).then(|| data.clone());
                             // A tombstone keeps the data staged earlier in this batch, if any.

@@ -83,7 +83,9 @@ async fn setup() -> (
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let stream = ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    let stream = ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
     (nats, js, stream)
 }
 
@@ -150,7 +152,10 @@ async fn folds_the_stream_and_rejects_garbage_without_stopping() {
         .unwrap()
         .unwrap();
     assert!(gone.deleted_at.is_some());
-    assert_eq!(gone.data["name"], "b", "last known state kept after deletion");
+    assert_eq!(
+        gone.data["name"], "b",
+        "last known state kept after deletion"
+    );
     assert_eq!(read::rejected_count(&conn).unwrap(), 1);
     let history: u64 = conn
         .query_row(
@@ -176,7 +181,8 @@ async fn resuming_from_the_checkpoint_equals_one_pass() {
             } else {
                 EventType::Changed
             };
-            w.upsert(ty, &format!("{i:012}"), &format!("n{round}")).await;
+            w.upsert(ty, &format!("{i:012}"), &format!("n{round}"))
+                .await;
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -213,7 +219,8 @@ async fn keeps_following_across_a_broker_restart() {
         links: Default::default(),
     };
     for i in 0..10 {
-        w.upsert(EventType::Discovered, &format!("{i:012}"), "x").await;
+        w.upsert(EventType::Discovered, &format!("{i:012}"), "x")
+            .await;
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.duckdb")).unwrap();

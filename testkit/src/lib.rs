@@ -25,9 +25,11 @@ fn binary(env: &str, name: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/usr/local/bin".into()])
-    {
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).chain([
+        "/usr/sbin".into(),
+        "/usr/bin".into(),
+        "/usr/local/bin".into(),
+    ]) {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
