@@ -1,0 +1,168 @@
+//! Configuration helpers shared by the sources: validated endpoint URLs and names, and the HTTP
+//! client every HTTP source uses. A bad setting is one error line that names it
+//! (`PROM_URL: relative URL without a base`).
+
+use std::time::Duration;
+
+use url::Url;
+
+/// Default timeout of one HTTP request to a provider.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An invalid or missing setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The setting is present but unusable.
+    #[error("{setting}: {reason}")]
+    Invalid { setting: String, reason: String },
+    /// A required setting is absent.
+    #[error("{setting}: required but not set")]
+    Missing { setting: String },
+}
+
+impl ConfigError {
+    pub fn invalid(setting: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting: setting.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses the base URL of an HTTP endpoint: absolute, `http` or `https`, with a host, no query or
+/// fragment. The path is kept (Prometheus and Grafana may be served under a prefix) and made to
+/// end in `/`, so that joining `api/...` stays under it.
+pub fn parse_endpoint_url(setting: &str, value: &str) -> Result<Url, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ConfigError::Missing {
+            setting: setting.to_owned(),
+        });
+    }
+    let mut url = Url::parse(value).map_err(|e| ConfigError::invalid(setting, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            setting,
+            format!("scheme must be http or https, not {:?}", url.scheme()),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(setting, "URL has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::invalid(
+            setting,
+            "base URL must not have a query or fragment",
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// The URL as recorded in events and logs: without user name or password, without the trailing
+/// `/` of the base path.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    // Both only fail for URLs that cannot have credentials, which then have none to strip.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.as_str().trim_end_matches('/').to_owned()
+}
+
+/// Checks an endpoint or scope name: 1-128 characters of `[A-Za-z0-9_-]`, so it is its own NATS
+/// subject token and a clean URI segment.
+pub fn validate_name(setting: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            setting,
+            format!("{name:?} must be 1-128 characters of [A-Za-z0-9_-]"),
+        ))
+    }
+}
+
+/// The HTTP client of the HTTP sources: bounded connect and request timeouts, no redirects to
+/// other hosts' credentials (reqwest drops `Authorization` on cross-host redirects).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .user_agent(concat!("asset-inventory/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::invalid("HTTP client", e.to_string()))
+}
+
+/// Reads an optional environment variable; empty counts as unset.
+pub(crate) fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Parses a timeout in whole seconds from a setting.
+pub(crate) fn parse_secs(setting: &str, value: &str) -> Result<Duration, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(ConfigError::invalid(
+            setting,
+            format!("{value:?} is not a positive number of seconds"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_validated_with_the_setting_named() {
+        let err = parse_endpoint_url("PROM_URL", "localhost/9090").unwrap_err();
+        assert_eq!(err.to_string(), "PROM_URL: relative URL without a base");
+        let err = parse_endpoint_url("PROM_URL", "ftp://h/").unwrap_err();
+        assert!(
+            err.to_string().starts_with("PROM_URL: scheme must be http"),
+            "{err}"
+        );
+        let err = parse_endpoint_url("GRAFANA_URL", "  ").unwrap_err();
+        assert_eq!(err.to_string(), "GRAFANA_URL: required but not set");
+        let err = parse_endpoint_url("GRAFANA_URL", "http://h/?x=1").unwrap_err();
+        assert!(err.to_string().contains("query"), "{err}");
+    }
+
+    #[test]
+    fn base_paths_end_in_a_slash_and_credentials_are_not_shown() {
+        let url = parse_endpoint_url("X", "http://u:secret@h:9090/prom").unwrap();
+        assert_eq!(url.path(), "/prom/");
+        assert_eq!(
+            url.join("api/v1/status/buildinfo").unwrap().path(),
+            "/prom/api/v1/status/buildinfo"
+        );
+        assert_eq!(display_url(&url), "http://h:9090/prom");
+        let root = parse_endpoint_url("X", "https://grafana.example.com").unwrap();
+        assert_eq!(display_url(&root), "https://grafana.example.com");
+    }
+
+    #[test]
+    fn names_are_subject_safe() {
+        validate_name("PROM_NAME", "prom-default_2").unwrap();
+        for bad in ["", "a.b", "a b", "ü", &"x".repeat(129)] {
+            let err = validate_name("PROM_NAME", bad).unwrap_err();
+            assert!(err.to_string().starts_with("PROM_NAME: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_parse() {
+        assert_eq!(parse_secs("T", "3").unwrap(), Duration::from_secs(3));
+        assert!(parse_secs("T", "0").is_err());
+        assert!(parse_secs("T", "x").is_err());
+    }
+}

@@ -1,0 +1,333 @@
+//! The pure half of a sweep: classify the last event of each subject, and decide what to publish
+//! for a collected listing (discovered / changed / unchanged, tombstones and the mass-deletion
+//! guard). No IO here; [`crate::sweep`] feeds it what it read and publishes what it returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use inventory_bus::StoredMessage;
+use inventory_schemas::{
+    decode, encode_asset, encode_tombstone, hash::asset_content_hash, Asset, ChainLink, EventData,
+    EventType, OutgoingEvent, Provenance, SchemaError, Tombstone,
+};
+use tracing::warn;
+
+use crate::source::Collected;
+
+/// What the stream says about one subject: its newest message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Last {
+    /// A valid asset event (`discovered`, `changed` or `deleted`).
+    Event(LastEvent),
+    /// A message we cannot decode (or that is not an asset event of this subject). Never
+    /// tombstoned; an asset collected on it is `discovered`, linked to its sequence.
+    Unreadable { seq: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LastEvent {
+    pub seq: u64,
+    pub chainhash: String,
+    pub contenthash: String,
+    /// CloudEvents `source` of the writer.
+    pub source: String,
+    /// Whether it is a tombstone.
+    pub deleted: bool,
+    pub id: String,
+    pub provider: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl Last {
+    pub fn link(&self) -> ChainLink {
+        match self {
+            Self::Event(e) => ChainLink {
+                prevseq: e.seq,
+                chainhash: e.chainhash.clone(),
+            },
+            // The unreadable message's chain hash is unknown: the chain restarts, linked by seq.
+            Self::Unreadable { seq } => ChainLink {
+                prevseq: *seq,
+                chainhash: String::new(),
+            },
+        }
+    }
+
+    /// A live asset last written by `source_uri`: the only kind a sweep may tombstone.
+    fn live_of(&self, source_uri: &str) -> Option<&LastEvent> {
+        match self {
+            Self::Event(e) if !e.deleted && e.source == source_uri => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Classifies a stored message. Never fails: what does not decode is logged and `Unreadable`.
+pub(crate) fn classify(msg: &StoredMessage) -> Last {
+    let event = match decode(&msg.payload) {
+        Ok(ev) => ev,
+        Err(error) => {
+            warn!(subject = %msg.subject, seq = msg.seq, %error, "last event of subject does not decode; treating the subject as unknown");
+            return Last::Unreadable { seq: msg.seq };
+        }
+    };
+    let (id, provider, kind, name, deleted) = match &event.data {
+        EventData::Asset(a) => (&a.id, &a.provider, &a.kind, &a.name, false),
+        EventData::Tombstone(t) => (&t.id, &t.provider, &t.kind, &t.name, true),
+        EventData::Sweep(_) => {
+            warn!(subject = %msg.subject, seq = msg.seq, "sweep event on an asset subject; treating the subject as unknown");
+            return Last::Unreadable { seq: msg.seq };
+        }
+    };
+    let on_own_subject = inventory_schemas::AssetKey::new(provider, kind, id)
+        .map(|k| k.subject() == msg.subject)
+        .unwrap_or(false);
+    let (Some(contenthash), Some(chainhash), true) = (
+        event.contenthash.clone(),
+        event.chainhash.clone(),
+        on_own_subject,
+    ) else {
+        warn!(subject = %msg.subject, seq = msg.seq, "asset event does not belong to its subject; treating the subject as unknown");
+        return Last::Unreadable { seq: msg.seq };
+    };
+    Last::Event(LastEvent {
+        seq: msg.seq,
+        chainhash,
+        contenthash,
+        source: event.source,
+        deleted,
+        id: id.clone(),
+        provider: provider.clone(),
+        kind: kind.clone(),
+        name: name.clone(),
+    })
+}
+
+/// Whether a NATS subject matches a filter with `*` and `>` wildcards.
+pub(crate) fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// One write a sweep intends to make.
+#[derive(Debug, Clone)]
+pub struct PlannedWrite {
+    /// What it records: `discovered`, `changed` or `deleted`.
+    pub ty: EventType,
+    /// The asset key (`aws/account/123456789012`).
+    pub key: String,
+    pub(crate) intent: Intent,
+    pub(crate) event: OutgoingEvent,
+}
+
+/// What a write means, so it can be re-decided after a conflict.
+#[derive(Debug, Clone)]
+pub(crate) enum Intent {
+    Upsert(Box<Asset>),
+    /// A tombstone: re-decided from the subject's new last event.
+    Delete,
+}
+
+/// The decisions of one sweep.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    pub writes: Vec<PlannedWrite>,
+    pub seen: u64,
+    pub unchanged: u64,
+    pub deletions_withheld: u64,
+    /// Why the sweep is partial (incomplete listing, guard).
+    pub notes: Vec<String>,
+}
+
+/// The mass-deletion guard's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard {
+    pub max_delete_share: f64,
+    pub force: bool,
+}
+
+/// Where and when the writes are made.
+pub(crate) struct Context<'a> {
+    pub source_uri: &'a str,
+    pub scope: &'a str,
+    pub filter: &'a str,
+    pub observed: DateTime<Utc>,
+}
+
+/// A collected listing the sweep cannot publish (a bug or bad input in the source).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlanError {
+    #[error("{what}: {source}")]
+    Invalid { what: String, source: SchemaError },
+    #[error("the source reported {key} twice")]
+    Duplicate { key: String },
+    #[error("the source reported {key}, outside its subject filter {filter}")]
+    OutOfScope { key: String, filter: String },
+}
+
+/// Decides the event for a collected asset given the subject's last event; `None`: unchanged.
+pub(crate) fn decide_upsert(hash: &str, last: Option<&Last>) -> Option<(EventType, ChainLink)> {
+    match last {
+        None => Some((EventType::Discovered, ChainLink::default())),
+        Some(l @ Last::Unreadable { .. }) => Some((EventType::Discovered, l.link())),
+        Some(l @ Last::Event(e)) if e.deleted => Some((EventType::Discovered, l.link())),
+        Some(Last::Event(e)) if e.contenthash == hash => None,
+        Some(l) => Some((EventType::Changed, l.link())),
+    }
+}
+
+/// Builds the write of a collected asset, or `None` when it is unchanged.
+pub(crate) fn upsert_write(
+    asset: &Asset,
+    last: Option<&Last>,
+    cx: &Context<'_>,
+) -> Result<Option<PlannedWrite>, SchemaError> {
+    let hash = asset_content_hash(asset)?;
+    let Some((ty, link)) = decide_upsert(&hash, last) else {
+        return Ok(None);
+    };
+    let event = encode_asset(ty, asset, cx.source_uri, cx.observed, &link)?;
+    Ok(Some(PlannedWrite {
+        ty,
+        key: asset.key()?.to_string(),
+        intent: Intent::Upsert(Box::new(asset.clone())),
+        event,
+    }))
+}
+
+/// Builds the tombstone of an asset absent from a complete sweep, or `None` when the subject's
+/// last event is not a live asset of ours (anymore).
+pub(crate) fn delete_write(
+    last: &Last,
+    provenance: &Provenance,
+    cx: &Context<'_>,
+) -> Result<Option<PlannedWrite>, SchemaError> {
+    let Some(e) = last.live_of(cx.source_uri) else {
+        return Ok(None);
+    };
+    let tombstone = Tombstone {
+        id: e.id.clone(),
+        provider: e.provider.clone(),
+        kind: e.kind.clone(),
+        name: e.name.clone(),
+        reason: format!("absent from complete sweep of {}", cx.scope),
+        last_contenthash: e.contenthash.clone(),
+        provenance: provenance.clone(),
+    };
+    let event = encode_tombstone(&tombstone, cx.source_uri, cx.observed, &last.link())?;
+    Ok(Some(PlannedWrite {
+        ty: EventType::Deleted,
+        key: tombstone.key()?.to_string(),
+        intent: Intent::Delete,
+        event,
+    }))
+}
+
+/// Decides every write of a sweep. `last` maps NATS subjects to their newest message.
+pub(crate) fn plan(
+    collected: &Collected,
+    last: &HashMap<String, Last>,
+    cx: &Context<'_>,
+    guard: Guard,
+) -> Result<Plan, PlanError> {
+    let mut plan = Plan {
+        seen: collected.assets.len() as u64,
+        ..Plan::default()
+    };
+    let mut present: HashSet<String> = HashSet::with_capacity(collected.assets.len());
+    for (index, asset) in collected.assets.iter().enumerate() {
+        let invalid = |source| PlanError::Invalid {
+            what: format!(
+                "asset {index} of the listing ({}/{}/{})",
+                asset.provider, asset.kind, asset.id
+            ),
+            source,
+        };
+        let key = asset.key().map_err(invalid)?;
+        let subject = key.subject();
+        if !subject_matches(cx.filter, &subject) {
+            return Err(PlanError::OutOfScope {
+                key: key.to_string(),
+                filter: cx.filter.to_owned(),
+            });
+        }
+        if !present.insert(subject.clone()) {
+            return Err(PlanError::Duplicate {
+                key: key.to_string(),
+            });
+        }
+        match upsert_write(asset, last.get(&subject), cx).map_err(invalid)? {
+            Some(write) => plan.writes.push(write),
+            None => plan.unchanged += 1,
+        }
+    }
+
+    // Our live assets that the provider no longer reports, in a stable order.
+    let live_ours = last
+        .values()
+        .filter(|l| l.live_of(cx.source_uri).is_some())
+        .count();
+    let absent: BTreeMap<&String, &Last> = last
+        .iter()
+        .filter(|(subject, l)| l.live_of(cx.source_uri).is_some() && !present.contains(*subject))
+        .collect();
+    if absent.is_empty() {
+        if !collected.complete {
+            plan.notes.push(incomplete_note(collected));
+        }
+        return Ok(plan);
+    }
+    if !collected.complete {
+        plan.deletions_withheld = absent.len() as u64;
+        plan.notes.push(format!(
+            "{}; {} deletion(s) withheld",
+            incomplete_note(collected),
+            absent.len()
+        ));
+        return Ok(plan);
+    }
+    let share = absent.len() as f64 / live_ours as f64;
+    if absent.len() >= 2 && share > guard.max_delete_share && !guard.force {
+        plan.deletions_withheld = absent.len() as u64;
+        plan.notes.push(format!(
+            "mass-deletion guard: would delete {} of {} assets (> {:.0}%); rerun with --force-deletions if intended",
+            absent.len(),
+            live_ours,
+            guard.max_delete_share * 100.0
+        ));
+        return Ok(plan);
+    }
+    for (subject, l) in absent {
+        // Every entry is live and ours, so a write always results.
+        let write =
+            delete_write(l, &collected.provenance, cx).map_err(|source| PlanError::Invalid {
+                what: format!("tombstone of {subject}"),
+                source,
+            })?;
+        if let Some(write) = write {
+            plan.writes.push(write);
+        }
+    }
+    Ok(plan)
+}
+
+fn incomplete_note(collected: &Collected) -> String {
+    match &collected.error {
+        Some(e) => format!("incomplete sweep: {e}"),
+        None => "incomplete sweep".to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;
