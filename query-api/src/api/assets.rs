@@ -1,0 +1,144 @@
+//! `GET /api/v1/assets`, `GET /api/v1/assets/{key}` and `GET /api/v1/accounts`.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::OpenApi;
+
+use super::ApiTags;
+use crate::auth::OptionalBearer;
+use crate::model::{AccountProvider, AssetDoc, AssetPage, StatusFilter};
+use crate::problem_responses;
+use crate::service::{self, ListParams};
+use crate::state::AppState;
+
+problem_responses! {
+    /// Errors of the listings.
+    pub enum ListError {
+        /// A parameter is malformed or out of range; `parameter` names it.
+        400 => BadRequest,
+        /// Reads need a token here, and none (or an unknown one) was presented.
+        401 => Unauthorized,
+    }
+}
+
+problem_responses! {
+    /// Errors of `GET /api/v1/assets/{key}`.
+    pub enum GetAssetError {
+        /// The key is not `<provider>/<kind>/<native id>`.
+        400 => BadRequest,
+        /// Reads need a token here, and none (or an unknown one) was presented.
+        401 => Unauthorized,
+        /// No asset with this key has ever been recorded.
+        404 => NotFound,
+    }
+}
+
+/// Assets of every provider and kind.
+pub struct AssetsApi {
+    state: AppState,
+}
+
+impl AssetsApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Assets")]
+impl AssetsApi {
+    /// List assets
+    ///
+    /// The current view, ordered by key, filtered and paged. Deleted assets are hidden unless
+    /// `include_deleted=true`.
+    #[oai(path = "/assets", method = "get", operation_id = "listAssets")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: OptionalBearer,
+        /// Provider (`aws`, `gcp`, `azure`, `prometheus`, `grafana`, `file`, ...): 1-64 of `[a-z0-9_-]`.
+        provider: Query<Option<String>>,
+        /// Kind (`account`, `project`, `subscription`, `endpoint`, ...): 1-64 of `[a-z0-9_-]`.
+        kind: Query<Option<String>>,
+        /// Normalised status.
+        status: Query<Option<StatusFilter>>,
+        /// Case-insensitive substring of the name (at most 256 characters).
+        name: Query<Option<String>>,
+        /// Also list assets a complete sweep found deleted (default false).
+        include_deleted: Query<Option<bool>>,
+        /// Page size, 1-1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AssetPage>, ListError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let params = ListParams {
+            provider: provider.0,
+            kind: kind.0,
+            status: status.0,
+            name: name.0,
+            include_deleted: include_deleted.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        Ok(Json(service::list_assets(&self.state, params).await?))
+    }
+
+    /// Get one asset
+    ///
+    /// The key contains slashes: send it percent-encoded (`/api/v1/assets/aws%2Faccount%2F123`)
+    /// or as a path tail (`/api/v1/assets/aws/account/123`). Deleted assets are returned with
+    /// `deleted_at`.
+    #[oai(path = "/assets/:key", method = "get", operation_id = "getAsset")]
+    async fn get(
+        &self,
+        auth: OptionalBearer,
+        /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
+        key: Path<String>,
+    ) -> Result<Json<AssetDoc>, GetAssetError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        Ok(Json(service::get_asset(&self.state, key.0).await?))
+    }
+}
+
+/// Account-like assets of the clouds.
+pub struct AccountsApi {
+    state: AppState,
+}
+
+impl AccountsApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Accounts")]
+impl AccountsApi {
+    /// List cloud accounts
+    ///
+    /// AWS accounts, GCP projects and Azure subscriptions (kinds `account`, `project`,
+    /// `subscription`), ordered by key, paged. Deleted ones are not listed.
+    #[oai(path = "/accounts", method = "get", operation_id = "listAccounts")]
+    async fn list(
+        &self,
+        auth: OptionalBearer,
+        /// Cloud provider (default: all three).
+        provider: Query<Option<AccountProvider>>,
+        /// Normalised status.
+        status: Query<Option<StatusFilter>>,
+        /// Page size, 1-1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AssetPage>, ListError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let params = ListParams {
+            status: status.0,
+            limit: limit.0,
+            cursor: cursor.0,
+            ..ListParams::default()
+        };
+        Ok(Json(
+            service::list_accounts(&self.state, provider.0, params).await?,
+        ))
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP endpoints: one `Api` struct per resource group, thin handlers over [`crate::service`]
+//! and [`crate::declare`].
+
+mod assets;
+mod collectors;
+mod health;
+mod monitoring;
+
+use poem_openapi::{OpenApi, Tags};
+
+pub use assets::{AccountsApi, AssetsApi};
+pub use collectors::CollectorsApi;
+pub use health::HealthApi;
+pub use monitoring::MonitoringApi;
+
+use crate::state::AppState;
+
+/// Groups of operations in the spec.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// The current view of every asset.
+    Assets,
+    /// AWS accounts, GCP projects, Azure subscriptions.
+    Accounts,
+    /// Prometheus and Grafana endpoints.
+    Monitoring,
+    /// Freshness of the collectors.
+    Collectors,
+    /// Liveness, readiness and metrics.
+    Operations,
+}
+
+/// Every API group, as one `OpenApi` value.
+pub type Apis = (
+    AssetsApi,
+    AccountsApi,
+    MonitoringApi,
+    CollectorsApi,
+    HealthApi,
+);
+
+/// The API groups over `state`.
+pub fn apis(state: &AppState) -> Apis {
+    (
+        AssetsApi::new(state.clone()),
+        AccountsApi::new(state.clone()),
+        MonitoringApi::new(state.clone()),
+        CollectorsApi::new(state.clone()),
+        HealthApi::new(state.clone()),
+    )
+}
+
+/// Path templates of every operation in the spec (`/api/v1/assets/{key}`, ...).
+pub fn spec_paths() -> Vec<String> {
+    <Apis as OpenApi>::meta()
+        .into_iter()
+        .flat_map(|api| api.paths.into_iter().map(|p| p.path))
+        .collect()
+}

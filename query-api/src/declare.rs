@@ -1,0 +1,400 @@
+//! `POST /api/v1/monitoring`: declares a monitoring endpoint by publishing an event (the API
+//! never writes the read model directly; the embedded projector applies the event like any other).
+//!
+//! The write is conditional, like a collector's: the subject's newest event is read, the
+//! declaration is compared by content hash, and a `discovered` or `changed` event is published
+//! with `Nats-Expected-Last-Subject-Sequence` = that event's sequence. A racing writer makes the
+//! server refuse it (409).
+
+use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
+use chrono::Utc;
+use inventory_bus::{BusError, ErrorKind};
+use inventory_schemas::{
+    decode, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus, ChainLink,
+    EventData, EventType, Provenance,
+};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::auth::Principal;
+use crate::model::{DeclareMonitoring, DeclareOutcome, Declared};
+use crate::problem::{ErrorCode, ServiceError};
+
+/// CloudEvents `source` of events written through the API.
+pub const API_SOURCE: &str = "/api";
+
+/// Where declarations are published.
+#[derive(Clone)]
+pub struct Publisher {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+}
+
+impl Publisher {
+    /// A publisher on `client`, writing to `stream` (the `INVENTORY` stream).
+    pub fn new(client: async_nats::Client, stream: jetstream::stream::Stream) -> Self {
+        let js = jetstream::new(client.clone());
+        Self { client, js, stream }
+    }
+}
+
+/// The newest event of a subject, as far as a declaration cares.
+#[derive(Debug, Clone)]
+pub enum LastEvent {
+    /// A live asset state.
+    Asset {
+        seq: u64,
+        chainhash: String,
+        contenthash: String,
+        data: Value,
+    },
+    /// A tombstone, or a message that does not decode: the declaration is a new `discovered`.
+    Other { seq: u64, chainhash: String },
+}
+
+fn check_name(name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with("_h")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid_body(
+            "name",
+            "name must be 1-128 characters of [A-Za-z0-9_-] and must not start with \"_h\"",
+        ))
+    }
+}
+
+fn check_url(raw: &str) -> Result<String, ServiceError> {
+    let bad = |why: &str| ServiceError::invalid_body("url", format!("url {why}"));
+    if raw.len() > 2048 {
+        return Err(bad("must be at most 2048 characters"));
+    }
+    let u = url::Url::parse(raw).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad("must use http or https"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must name a host"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    Ok(u.to_string())
+}
+
+fn check_labels(labels: &std::collections::BTreeMap<String, String>) -> Result<(), ServiceError> {
+    if labels.len() > 64 {
+        return Err(ServiceError::invalid_body("labels", "at most 64 labels"));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= 128
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+        if !key_ok {
+            return Err(ServiceError::invalid_body(
+                "labels",
+                "label keys must be 1-128 characters of [A-Za-z0-9_./-]",
+            ));
+        }
+        if v.chars().count() > 256 || v.chars().any(char::is_control) {
+            return Err(ServiceError::invalid_body(
+                "labels",
+                "label values must be at most 256 characters without control characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a declaration and builds the asset it describes.
+pub fn declared_asset(
+    req: &DeclareMonitoring,
+    principal: &Principal,
+) -> Result<Asset, ServiceError> {
+    check_name(&req.name)?;
+    let url = check_url(&req.url)?;
+    check_labels(&req.labels)?;
+    let provider = req.kind.provider();
+    Ok(Asset {
+        id: req.name.clone(),
+        provider: provider.to_owned(),
+        kind: "endpoint".to_owned(),
+        name: req.name.clone(),
+        status: AssetStatus::Declared,
+        org_path: Vec::new(),
+        region_residency: Vec::new(),
+        url: Some(url.clone()),
+        auth_mode: None,
+        labels: req.labels.clone(),
+        raw: serde_json::json!({ "declared": { "kind": provider, "name": req.name, "url": url } }),
+        provenance: Provenance {
+            collector: "api".to_owned(),
+            collector_version: env!("CARGO_PKG_VERSION").to_owned(),
+            api: "POST /api/v1/monitoring".to_owned(),
+            request_ids: Vec::new(),
+            pages: 0,
+            principal: Some(principal.id.clone()),
+        },
+    })
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> ServiceError {
+    warn!(error = %e, "NATS request failed");
+    ServiceError::new(
+        ErrorCode::Unavailable,
+        "NATS is unreachable; the declaration was not recorded, retry later",
+    )
+}
+
+/// Reads the newest event of `subject` (`None`: the subject has none).
+pub async fn read_last(
+    publisher: &Publisher,
+    subject: &str,
+) -> Result<Option<LastEvent>, ServiceError> {
+    let msg = match publisher
+        .stream
+        .get_last_raw_message_by_subject(subject)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+        Err(e) => return Err(unavailable(&e)),
+    };
+    let seq = msg.sequence;
+    Ok(Some(match decode(&msg.payload) {
+        Ok(ev) => match (&ev.data, ev.contenthash, ev.chainhash) {
+            (EventData::Asset(_), Some(contenthash), Some(chainhash)) => LastEvent::Asset {
+                seq,
+                chainhash,
+                contenthash,
+                data: ev.data_json,
+            },
+            (_, _, chainhash) => LastEvent::Other {
+                seq,
+                chainhash: chainhash.unwrap_or_default(),
+            },
+        },
+        Err(error) => {
+            warn!(subject, seq, %error, "newest event of the subject does not decode; declaring anew");
+            LastEvent::Other {
+                seq,
+                chainhash: String::new(),
+            }
+        }
+    }))
+}
+
+/// Decides what to publish for a state with content hash `hash`; `None`: unchanged.
+pub fn decide(hash: &str, last: Option<&LastEvent>) -> Option<(EventType, ChainLink)> {
+    match last {
+        None => Some((EventType::Discovered, ChainLink::default())),
+        Some(LastEvent::Other { seq, chainhash }) => Some((
+            EventType::Discovered,
+            ChainLink {
+                prevseq: *seq,
+                chainhash: chainhash.clone(),
+            },
+        )),
+        Some(LastEvent::Asset { contenthash, .. }) if contenthash == hash => None,
+        Some(LastEvent::Asset { seq, chainhash, .. }) => Some((
+            EventType::Changed,
+            ChainLink {
+                prevseq: *seq,
+                chainhash: chainhash.clone(),
+            },
+        )),
+    }
+}
+
+/// Publishes `asset` as a `ty` event linked to `prev`; returns the stream sequence.
+pub async fn publish_linked(
+    publisher: &Publisher,
+    ty: EventType,
+    asset: &Asset,
+    prev: &ChainLink,
+) -> Result<u64, ServiceError> {
+    let event = encode_asset(ty, asset, API_SOURCE, Utc::now(), prev).map_err(|e| {
+        ServiceError::invalid_body("name", format!("cannot encode the endpoint: {e}"))
+    })?;
+    inventory_bus::publish(&publisher.js, &event)
+        .await
+        .map_err(|e: BusError| match e.kind() {
+            ErrorKind::Conflict => ServiceError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "another writer changed {} after it was read (expected its last event at sequence {}); read it again and retry",
+                    event.key.as_deref().unwrap_or_default(),
+                    prev.prevseq
+                ),
+            ),
+            _ => unavailable(&e),
+        })
+}
+
+/// Declares a monitoring endpoint on behalf of `principal` (a writer).
+pub async fn declare(
+    publisher: Option<&Publisher>,
+    principal: &Principal,
+    req: &DeclareMonitoring,
+) -> Result<Declared, ServiceError> {
+    let asset = declared_asset(req, principal)?;
+    let publisher = publisher.ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::Unavailable,
+            "this replica has no NATS connection for writes",
+        )
+    })?;
+    if publisher.client.connection_state() != async_nats::connection::State::Connected {
+        return Err(unavailable(&"not connected"));
+    }
+    let key: AssetKey = asset
+        .key()
+        .map_err(|e| ServiceError::invalid_body("name", e.to_string()))?;
+    let subject = key.subject();
+    let hash = asset_content_hash(&asset)
+        .map_err(|e| ServiceError::internal("hashing the endpoint", &e))?;
+    let last = read_last(publisher, &subject).await?;
+    let data = serde_json::to_value(&asset)
+        .map_err(|e| ServiceError::internal("encoding the endpoint", &e))?;
+    let Some((ty, prev)) = decide(&hash, last.as_ref()) else {
+        let (seq, data) = match last {
+            Some(LastEvent::Asset { seq, data, .. }) => (seq, data),
+            _ => (0, data),
+        };
+        info!(key = %key, seq, principal = %principal.id, "declaration unchanged; nothing published");
+        return Ok(Declared {
+            key: key.to_string(),
+            subject,
+            seq,
+            outcome: DeclareOutcome::Unchanged,
+            contenthash: hash,
+            data,
+        });
+    };
+    let seq = publish_linked(publisher, ty, &asset, &prev).await?;
+    info!(key = %key, seq, prevseq = prev.prevseq, event = ty.short(), principal = %principal.id, "endpoint declared");
+    Ok(Declared {
+        key: key.to_string(),
+        subject,
+        seq,
+        outcome: if ty == EventType::Discovered {
+            DeclareOutcome::Discovered
+        } else {
+            DeclareOutcome::Changed
+        },
+        contenthash: hash,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::model::MonitoringKind;
+
+    fn req(name: &str, url: &str) -> DeclareMonitoring {
+        DeclareMonitoring {
+            kind: MonitoringKind::Prometheus,
+            name: name.into(),
+            url: url.into(),
+            labels: Default::default(),
+        }
+    }
+
+    fn writer() -> Principal {
+        Principal {
+            role: Role::Writer,
+            id: "token:0123abcd".into(),
+        }
+    }
+
+    #[test]
+    fn builds_a_declared_endpoint_with_the_principal_but_no_token() {
+        let a = declared_asset(&req("prom-main", "http://prom:9090"), &writer()).unwrap();
+        assert_eq!(
+            a.key().unwrap().to_string(),
+            "prometheus/endpoint/prom-main"
+        );
+        assert_eq!(
+            a.key().unwrap().subject(),
+            "inventory.asset.prometheus.endpoint.prom-main"
+        );
+        assert_eq!(a.status, AssetStatus::Declared);
+        assert_eq!(a.url.as_deref(), Some("http://prom:9090/"));
+        assert_eq!(a.provenance.collector, "api");
+        assert_eq!(a.provenance.principal.as_deref(), Some("token:0123abcd"));
+    }
+
+    #[test]
+    fn refuses_bad_names_urls_and_labels_naming_the_field() {
+        for (r, field) in [
+            (req("a.b", "http://x"), "name"),
+            (req("", "http://x"), "name"),
+            (req("_hx", "http://x"), "name"),
+            (req("ok", "prom:9090"), "url"),
+            (req("ok", "/relative"), "url"),
+            (req("ok", "ftp://x/"), "url"),
+            (req("ok", "http://user:pw@x/"), "url"),
+        ] {
+            let e = declared_asset(&r, &writer()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidBody);
+            assert_eq!(e.parameter.as_deref(), Some(field), "{}", e.detail);
+        }
+        let mut r = req("ok", "https://x");
+        r.labels.insert("bad key".into(), "v".into());
+        assert_eq!(
+            declared_asset(&r, &writer())
+                .unwrap_err()
+                .parameter
+                .as_deref(),
+            Some("labels")
+        );
+    }
+
+    #[test]
+    fn decisions_follow_the_content_hash() {
+        assert_eq!(
+            decide("h", None),
+            Some((EventType::Discovered, ChainLink::default()))
+        );
+        let same = LastEvent::Asset {
+            seq: 4,
+            chainhash: "c".into(),
+            contenthash: "h".into(),
+            data: Value::Null,
+        };
+        assert_eq!(decide("h", Some(&same)), None);
+        assert_eq!(
+            decide("h2", Some(&same)),
+            Some((
+                EventType::Changed,
+                ChainLink {
+                    prevseq: 4,
+                    chainhash: "c".into()
+                }
+            ))
+        );
+        let tomb = LastEvent::Other {
+            seq: 9,
+            chainhash: "t".into(),
+        };
+        assert_eq!(
+            decide("h", Some(&tomb)),
+            Some((
+                EventType::Discovered,
+                ChainLink {
+                    prevseq: 9,
+                    chainhash: "t".into()
+                }
+            ))
+        );
+    }
+}

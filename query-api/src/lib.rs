@@ -1,0 +1,67 @@
+//! The asset-inventory HTTP API (DESIGN §6): a poem-openapi service that reads the DuckDB read
+//! model its own embedded projector keeps up to date (DESIGN §5), and declares monitoring
+//! endpoints by publishing events.
+//!
+//! - [`serve`] runs everything: NATS, the stream, the store, the projector, the HTTP server.
+//! - [`app`] is the HTTP endpoint alone (tests drive it with `poem::test::TestClient`).
+//!
+//! Routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, `GET /docs`,
+//! `GET /api/v1/assets`, `GET /api/v1/assets/{key}`, `GET /api/v1/accounts`,
+//! `GET|POST /api/v1/monitoring`, `GET /api/v1/collectors`. Errors are
+//! `application/problem+json` ([`problem`]).
+
+pub mod api;
+pub mod auth;
+pub mod cursor;
+pub mod declare;
+mod http;
+pub mod metrics;
+pub mod model;
+pub mod problem;
+mod server;
+pub mod service;
+mod state;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+pub use auth::{ConfigError, Principal, Role, TokenSet};
+pub use declare::Publisher;
+pub use server::{serve, ApiError, ServeConfig, SHUTDOWN_TIMEOUT};
+pub use state::{AppState, DEFAULT_SWEEP_INTERVAL};
+
+/// Routes served outside the OpenAPI operations.
+pub const PLAIN_ROUTES: &[&str] = &["/openapi.json", "/docs"];
+
+/// The OpenAPI service over `state` (the spec and the operations).
+pub fn openapi_service(state: &AppState) -> OpenApiService<api::Apis, ()> {
+    let mut service = OpenApiService::new(
+        api::apis(state),
+        "asset-inventory",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Event-sourced, multi-cloud inventory of an organisation's cloud accounts and monitoring \
+         endpoints. Reads come from this replica's read model; errors are \
+         application/problem+json (RFC 9457).",
+    );
+    if let Some(url) = &state.public_url {
+        service = service.server(url.clone());
+    }
+    service
+}
+
+/// The whole HTTP application: the API, `/openapi.json`, `/docs` (Swagger UI), request
+/// logging and metrics, and problem+json for every error.
+pub fn app(state: AppState) -> impl Endpoint {
+    let service = openapi_service(&state);
+    let metrics = Arc::clone(&state.metrics);
+    Route::new()
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/docs", service.swagger_ui())
+        .nest("/", service)
+        .before(|req| async move { http::rewrite_asset_tail(req) })
+        .around(move |ep, req| http::observe(ep, req, Arc::clone(&metrics)))
+}

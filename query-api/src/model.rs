@@ -1,0 +1,365 @@
+//! The JSON documents of the API. Their doc comments are the spec's descriptions.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use inventory_projector::read::{AssetRow, SweepRow};
+use poem_openapi::{Enum, Object};
+use serde_json::Value;
+
+/// One asset of the current view.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct AssetDoc {
+    /// `<provider>/<kind>/<native id>`; the native id may contain `/`.
+    pub key: String,
+    /// `aws`, `gcp`, `azure`, `prometheus`, `grafana`, ...
+    pub provider: String,
+    /// `account`, `project`, `subscription`, `endpoint`, ...
+    pub kind: String,
+    /// The provider's own id of the asset.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Normalised status (`active`, `suspended`, `pending_closure`, `closed`, `up`, `down`,
+    /// `declared`, `unknown`).
+    pub status: String,
+    /// Organisational path from the root to the asset's parent.
+    pub org_path: Vec<String>,
+    /// Tags or labels as the provider reports them.
+    pub labels: BTreeMap<String, String>,
+    /// Where the asset answers, or its console URL.
+    pub url: Option<String>,
+    /// CloudEvents source of the newest event (`/collectors/aws/o-abc`, `/api`, `/file/x`).
+    pub source: String,
+    /// When the asset was first observed.
+    pub first_seen: DateTime<Utc>,
+    /// When its content last changed.
+    pub last_changed: DateTime<Utc>,
+    /// Newest of: its newest event, its collector's newest complete sweep.
+    pub last_seen: DateTime<Utc>,
+    /// When a complete sweep last found it absent; null while it exists.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Stream sequence of the asset's newest event.
+    pub version: u64,
+    /// SHA-256 of the canonical JSON of the normalised asset.
+    pub contenthash: String,
+    /// Per-asset hash chain value of the newest event.
+    pub chainhash: String,
+    /// The full normalised document of the last known state, including `raw` and `provenance`.
+    pub data: Value,
+}
+
+impl From<AssetRow> for AssetDoc {
+    fn from(r: AssetRow) -> Self {
+        let org_path = r
+            .data
+            .get("org_path")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let labels = r
+            .data
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let url = r.data.get("url").and_then(Value::as_str).map(str::to_owned);
+        Self {
+            key: r.key,
+            provider: r.provider,
+            kind: r.kind,
+            id: r.native_id,
+            name: r.name,
+            status: r.status,
+            org_path,
+            labels,
+            url,
+            source: r.source,
+            first_seen: r.first_seen,
+            last_changed: r.last_changed,
+            last_seen: r.last_seen,
+            deleted_at: r.deleted_at,
+            version: r.version,
+            contenthash: r.contenthash,
+            chainhash: r.chainhash,
+            data: r.data,
+        }
+    }
+}
+
+/// A page of assets, ordered by key.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct AssetPage {
+    pub items: Vec<AssetDoc>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Counts of a sweep.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct SweepCountsDoc {
+    /// Assets the provider reported.
+    pub seen: u64,
+    pub discovered: u64,
+    pub changed: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    /// Deletions withheld by the mass-deletion guard or because the sweep was incomplete.
+    pub deletions_withheld: u64,
+}
+
+/// Freshness of one collector scope.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct CollectorDoc {
+    /// CloudEvents source of the scope's sweeps, e.g. `/collectors/aws/o-abc123`.
+    pub source: String,
+    /// Collector name.
+    pub collector: String,
+    pub provider: String,
+    /// The collector's scope (organisation id, file name, endpoint name).
+    pub scope: String,
+    /// Outcome of the newest sweep: `ok`, `partial` or `failed`.
+    pub last_status: String,
+    /// Stream sequence of the newest sweep event.
+    pub last_seq: u64,
+    pub last_started_at: DateTime<Utc>,
+    /// When the newest sweep finished.
+    pub last_finished_at: DateTime<Utc>,
+    pub last_duration_ms: u64,
+    /// Seconds since the newest sweep finished.
+    pub age_seconds: i64,
+    /// When the newest sweep with status `ok` finished; null if none ever did.
+    pub last_ok_at: Option<DateTime<Utc>>,
+    /// Counts of the newest sweep.
+    pub counts: SweepCountsDoc,
+    /// Error of the newest sweep (`partial`, `failed`).
+    pub error: Option<String>,
+    /// Sweeps seen for this scope.
+    pub runs: u64,
+    /// True when no `ok` sweep finished within twice the expected interval.
+    pub stale: bool,
+}
+
+impl CollectorDoc {
+    /// The freshness of `row` at `now`, stale past `stale_after`.
+    pub fn from_row(row: SweepRow, now: DateTime<Utc>, stale_after: chrono::Duration) -> Self {
+        let stale = row.last_ok_at.is_none_or(|ok| now - ok > stale_after);
+        Self {
+            age_seconds: (now - row.finished_at).num_seconds(),
+            stale,
+            source: row.source,
+            collector: row.collector,
+            provider: row.provider,
+            scope: row.scope,
+            last_status: row.status,
+            last_seq: row.seq,
+            last_started_at: row.started_at,
+            last_finished_at: row.finished_at,
+            last_duration_ms: row.duration_ms,
+            last_ok_at: row.last_ok_at,
+            counts: SweepCountsDoc {
+                seen: row.counts.seen,
+                discovered: row.counts.discovered,
+                changed: row.counts.changed,
+                deleted: row.counts.deleted,
+                unchanged: row.counts.unchanged,
+                deletions_withheld: row.counts.deletions_withheld,
+            },
+            error: row.error,
+            runs: row.runs,
+        }
+    }
+}
+
+/// Every collector scope's freshness.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct CollectorList {
+    pub items: Vec<CollectorDoc>,
+    /// The expected interval between sweeps, in seconds; a scope is stale after twice this.
+    pub expected_interval_seconds: u64,
+}
+
+/// Declares a parameter enum: the spec lists its values, and [`choices_in`] finds them for
+/// error messages.
+macro_rules! choices {
+    ($(#[$meta:meta])* $name:ident { $($(#[doc = $doc:literal])* $variant:ident = $value:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        pub enum $name {
+            $($(#[doc = $doc])* #[oai(rename = $value)] $variant,)*
+        }
+
+        impl $name {
+            /// Every value, as sent on the wire.
+            pub const VALUES: &'static [&'static str] = &[$($value),*];
+
+            /// The value as sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $value,)*
+                }
+            }
+        }
+    };
+}
+
+choices! {
+    /// Cloud provider of account-like assets.
+    AccountProvider { Aws = "aws", Gcp = "gcp", Azure = "azure" }
+}
+
+choices! {
+    /// Kind of monitoring endpoint (its asset provider).
+    MonitoringKind { Prometheus = "prometheus", Grafana = "grafana" }
+}
+
+choices! {
+    /// Normalised asset status.
+    StatusFilter {
+        Active = "active",
+        Suspended = "suspended",
+        PendingClosure = "pending_closure",
+        Closed = "closed",
+        Up = "up",
+        Down = "down",
+        Declared = "declared",
+        Unknown = "unknown",
+    }
+}
+
+impl MonitoringKind {
+    /// The asset provider of this kind of endpoint.
+    pub fn provider(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The allowed values of the first parameter enum named in `text` (a parser's message such as
+/// `failed to parse "AccountProvider": ...`).
+pub fn choices_in(text: &str) -> Option<&'static [&'static str]> {
+    [
+        ("AccountProvider", AccountProvider::VALUES),
+        ("MonitoringKind", MonitoringKind::VALUES),
+        ("StatusFilter", StatusFilter::VALUES),
+    ]
+    .into_iter()
+    .find(|(name, _)| text.contains(&format!("{name}\"")))
+    .map(|(_, values)| values)
+}
+
+/// Declares a monitoring endpoint (published as an event with source `/api`).
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct DeclareMonitoring {
+    /// `prometheus` or `grafana`.
+    pub kind: MonitoringKind,
+    /// Endpoint name, the asset's native id: 1-128 characters of `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// Absolute `http` or `https` URL of the endpoint.
+    pub url: String,
+    /// Optional labels (at most 64; keys 1-128 characters of `[A-Za-z0-9_./-]`, values up to
+    /// 256 characters).
+    #[oai(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a declaration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum DeclareOutcome {
+    /// A `discovered` event was published (the endpoint was not on the stream).
+    Discovered,
+    /// A `changed` event was published (the declaration differs from the newest event).
+    Changed,
+    /// Nothing was published: the newest event already says this.
+    Unchanged,
+}
+
+/// The result of a declaration.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct Declared {
+    /// The asset key, e.g. `prometheus/endpoint/prom-main`.
+    pub key: String,
+    /// The NATS subject of the asset's events.
+    pub subject: String,
+    /// Stream sequence of the event now describing the endpoint (the new one, or the existing
+    /// one when unchanged).
+    pub seq: u64,
+    pub outcome: DeclareOutcome,
+    /// Content hash of the declared state.
+    pub contenthash: String,
+    /// The normalised asset document now on the stream.
+    pub data: Value,
+}
+
+/// Readiness of this replica.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct Readiness {
+    /// Always true in a 200 answer.
+    pub ready: bool,
+    /// Last stream sequence applied to the read model.
+    pub applied_seq: u64,
+    /// The stream's last sequence when the projector started.
+    pub tip_at_start: u64,
+    /// Events in the stream not yet applied.
+    pub lag: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::{ParseFromParameter, ToJSON};
+
+    use super::*;
+
+    #[test]
+    fn choice_values_are_what_the_wire_and_the_spec_use() {
+        for v in StatusFilter::VALUES {
+            let parsed = StatusFilter::parse_from_parameter(v).unwrap();
+            assert_eq!(parsed.as_str(), *v);
+            assert_eq!(parsed.to_json(), Some(Value::String((*v).to_owned())));
+        }
+        for v in AccountProvider::VALUES {
+            assert_eq!(
+                AccountProvider::parse_from_parameter(v).unwrap().as_str(),
+                *v
+            );
+        }
+        for v in MonitoringKind::VALUES {
+            assert_eq!(
+                MonitoringKind::parse_from_parameter(v).unwrap().provider(),
+                *v
+            );
+        }
+        use inventory_schemas::AssetStatus as S;
+        for s in [
+            S::Active,
+            S::Suspended,
+            S::PendingClosure,
+            S::Closed,
+            S::Up,
+            S::Down,
+            S::Declared,
+            S::Unknown,
+        ] {
+            assert!(StatusFilter::VALUES.contains(&s.as_str()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn choices_are_found_by_type_name() {
+        let msg = r#"failed to parse "AccountProvider": Expect a valid enumeration value. (occurred while parsing "optional_AccountProvider")"#;
+        assert_eq!(choices_in(msg), Some(AccountProvider::VALUES));
+        assert_eq!(
+            choices_in(r#"Expected input type "MonitoringKind", found "loki"."#),
+            Some(MonitoringKind::VALUES)
+        );
+        assert_eq!(choices_in("failed to parse \"integer_int64\""), None);
+    }
+}

@@ -1,0 +1,353 @@
+//! Errors as `application/problem+json` (RFC 9457), in one place.
+//!
+//! The service layer returns [`ServiceError`] (an [`ErrorCode`] and a human-readable detail). Every
+//! endpoint declares, with [`problem_responses!`](crate::problem_responses), an error enum listing
+//! only the statuses it can return; `From<ServiceError>` picks the variant by the code's status.
+//! Errors raised by the framework itself (unknown route, malformed body, missing bearer token)
+//! are turned into the same shape by [`problem_from_poem_error`].
+
+use poem::http::StatusCode;
+use poem_openapi::Object;
+use tracing::error;
+
+/// `Content-Type` of every error response.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Every error the API reports, with its HTTP status and title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// A query or path parameter is malformed or out of range.
+    InvalidParameter,
+    /// The request body is malformed or fails validation.
+    InvalidBody,
+    /// No valid bearer token was presented where one is required.
+    Unauthenticated,
+    /// The token is valid but its role does not allow this operation.
+    Forbidden,
+    /// The requested resource does not exist.
+    NotFound,
+    /// No route matches the request path.
+    RouteNotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The body's media type is not accepted.
+    UnsupportedMediaType,
+    /// A conditional write lost a race with another writer.
+    Conflict,
+    /// The read model is still catching up with the stream, or the projector stopped.
+    NotReady,
+    /// A dependency (NATS) is unreachable or not configured.
+    Unavailable,
+    /// A bug or a failure of the read model; details are in the server log only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status of the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidParameter | Self::InvalidBody => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::NotReady | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable name (`invalid_parameter`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidBody => "invalid_body",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Conflict => "conflict",
+            Self::NotReady => "not_ready",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Short, fixed summary of the problem type.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::InvalidParameter => "Invalid parameter",
+            Self::InvalidBody => "Invalid request body",
+            Self::Unauthenticated => "Authentication required",
+            Self::Forbidden => "Not allowed for this token",
+            Self::NotFound => "Not found",
+            Self::RouteNotFound => "No such route",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::Conflict => "Conflicting write",
+            Self::NotReady => "Not ready",
+            Self::Unavailable => "Service unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// The code for a framework error of a given status.
+    fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::InvalidParameter,
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::CONFLICT => Self::Conflict,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// A problem report (RFC 9457), sent as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct Problem {
+    /// URI reference identifying the problem type (`urn:asset-inventory:problem:<code>`).
+    #[oai(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type; the same for every occurrence.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, and how to fix it.
+    pub detail: String,
+    /// Machine-readable problem code, e.g. `invalid_parameter`.
+    pub code: String,
+    /// The offending parameter or body field, when there is one.
+    #[oai(skip_serializing_if_is_none)]
+    pub parameter: Option<String>,
+}
+
+impl Problem {
+    /// A problem of `code` with `detail`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:asset-inventory:problem:{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: code.status().as_u16(),
+            detail: detail.into(),
+            code: code.as_str().to_owned(),
+            parameter: None,
+        }
+    }
+
+    /// A complete `application/problem+json` response.
+    pub fn into_response(self) -> poem::Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = poem_openapi::types::ToJSON::to_json_string(&self);
+        poem::Response::builder()
+            .status(status)
+            .content_type(PROBLEM_CONTENT_TYPE)
+            .body(body)
+    }
+}
+
+/// An error of the service layer: what kind, and what to tell the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code:?}: {detail}")]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub parameter: Option<String>,
+}
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            parameter: None,
+        }
+    }
+
+    /// A bad query or path parameter; `detail` should name the allowed values.
+    pub fn invalid_parameter(parameter: &str, detail: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::InvalidParameter,
+            detail: detail.into(),
+            parameter: Some(parameter.to_owned()),
+        }
+    }
+
+    /// A bad body field.
+    pub fn invalid_body(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::InvalidBody,
+            detail: detail.into(),
+            parameter: Some(field.to_owned()),
+        }
+    }
+
+    /// An internal failure: logged with its cause, reported without it.
+    pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
+        error!(error = %cause, context, "internal error");
+        Self::new(
+            ErrorCode::Internal,
+            format!("{context} failed; the cause is in the server log"),
+        )
+    }
+
+    /// The problem report of this error.
+    pub fn to_problem(&self) -> Problem {
+        Problem {
+            parameter: self.parameter.clone(),
+            ..Problem::new(self.code, self.detail.clone())
+        }
+    }
+}
+
+/// Converts an error raised by poem or poem-openapi (not by a handler) into a problem response.
+/// Errors that already carry a response (the endpoints' typed errors) are returned as they are.
+pub fn problem_from_poem_error(err: poem::Error) -> poem::Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = ErrorCode::for_status(status);
+    let mut problem = Problem::new(code, err.to_string());
+    problem.status = status.as_u16();
+    if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        problem.parameter = Some(p.name.to_owned());
+        if let Some(hint) = crate::service::param_hint(p.name, &p.reason) {
+            problem.detail = hint;
+        }
+    }
+    if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        let mut detail = format!("the request body is not valid: {}", p.reason);
+        if let Some(values) = crate::model::choices_in(&p.reason) {
+            detail.push_str(&format!(" (allowed: {})", values.join(", ")));
+        }
+        problem = Problem::new(ErrorCode::InvalidBody, detail);
+    }
+    if code == ErrorCode::Unauthenticated {
+        problem.detail = "a valid bearer token is required (Authorization: Bearer <token>)".into();
+    }
+    if code == ErrorCode::RouteNotFound {
+        problem.detail = "no route matches this path; the API is described at /openapi.json".into();
+    }
+    if code == ErrorCode::Internal {
+        error!(error = %err, status = status.as_u16(), "unhandled error");
+        problem.detail = "the request failed; the cause is in the server log".into();
+    }
+    problem.into_response()
+}
+
+/// Declares an endpoint's error responses: each listed `status => Variant` becomes an
+/// `application/problem+json` response in the spec; `500 => Internal` is always added.
+/// A [`ServiceError`] whose status the endpoint does not list is logged and reported as 500.
+#[macro_export]
+macro_rules! problem_responses {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[doc = $doc:literal])* $status:literal => $variant:ident),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, poem_openapi::ApiResponse)]
+        $vis enum $name {
+            $(
+                $(#[doc = $doc])*
+                #[oai(status = $status, content_type = "application/problem+json")]
+                $variant(poem_openapi::payload::Json<$crate::problem::Problem>),
+            )*
+            /// Internal error (details in the server log).
+            #[oai(status = 500, content_type = "application/problem+json")]
+            Internal(poem_openapi::payload::Json<$crate::problem::Problem>),
+        }
+
+        impl From<$crate::problem::ServiceError> for $name {
+            fn from(e: $crate::problem::ServiceError) -> Self {
+                let problem = e.to_problem();
+                match problem.status {
+                    $($status => Self::$variant(poem_openapi::payload::Json(problem)),)*
+                    500 => Self::Internal(poem_openapi::payload::Json(problem)),
+                    other => {
+                        tracing::error!(
+                            status = other,
+                            endpoint = stringify!($name),
+                            detail = %problem.detail,
+                            "endpoint cannot report this status; answering 500"
+                        );
+                        Self::Internal(poem_openapi::payload::Json($crate::problem::Problem::new(
+                            $crate::problem::ErrorCode::Internal,
+                            "the request failed; the cause is in the server log",
+                        )))
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_distinct_name_and_a_client_or_server_status() {
+        use ErrorCode::*;
+        let all = [
+            InvalidParameter,
+            InvalidBody,
+            Unauthenticated,
+            Forbidden,
+            NotFound,
+            RouteNotFound,
+            MethodNotAllowed,
+            UnsupportedMediaType,
+            Conflict,
+            NotReady,
+            Unavailable,
+            Internal,
+        ];
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), all.len());
+        for c in all {
+            assert!(c.status().is_client_error() || c.status().is_server_error());
+        }
+    }
+
+    crate::problem_responses! {
+        enum Sample {
+            /// Bad input.
+            400 => BadRequest,
+        }
+    }
+
+    #[test]
+    fn unlisted_statuses_become_500_and_listed_ones_keep_their_detail() {
+        let bad = Sample::from(ServiceError::invalid_parameter("limit", "too big"));
+        match bad {
+            Sample::BadRequest(p) => {
+                assert_eq!(p.0.status, 400);
+                assert_eq!(p.0.detail, "too big");
+                assert_eq!(p.0.parameter.as_deref(), Some("limit"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let conflict = Sample::from(ServiceError::new(ErrorCode::Conflict, "raced"));
+        match conflict {
+            Sample::Internal(p) => {
+                assert_eq!(p.0.status, 500);
+                assert!(!p.0.detail.contains("raced"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn framework_errors_become_problems() {
+        let resp = problem_from_poem_error(poem::error::NotFoundError.into());
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(resp.content_type(), Some(PROBLEM_CONTENT_TYPE));
+    }
+}

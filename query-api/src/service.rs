@@ -1,0 +1,310 @@
+//! The read side of the service layer: validates parameters, queries the read model and shapes
+//! pages. Handlers in [`crate::api`] only translate HTTP to these calls.
+
+use chrono::Utc;
+use inventory_projector::read::{self, AssetQuery};
+use inventory_projector::Status;
+use inventory_schemas::AssetKey;
+
+use crate::cursor;
+use crate::model::{
+    AccountProvider, AssetDoc, AssetPage, CollectorDoc, CollectorList, MonitoringKind, Readiness,
+    StatusFilter,
+};
+use crate::problem::{ErrorCode, ServiceError};
+use crate::state::AppState;
+
+/// Page size when `limit` is absent.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest accepted `limit`.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Kinds `/accounts` lists.
+pub const ACCOUNT_KINDS: [&str; 3] = ["account", "project", "subscription"];
+
+/// Filters of an asset listing, as received (strings not yet validated).
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+    pub status: Option<StatusFilter>,
+    pub name: Option<String>,
+    pub include_deleted: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// What a parameter must look like, for parameters the framework parses (integers, booleans,
+/// enums): used instead of the parser's message, which names types rather than values.
+pub fn param_hint(name: &str, reason: &str) -> Option<String> {
+    match name {
+        "limit" => Some(format!(
+            "limit must be an integer between 1 and {MAX_LIMIT}"
+        )),
+        "include_deleted" => Some("include_deleted must be true or false".to_owned()),
+        _ => crate::model::choices_in(reason)
+            .map(|values| format!("{name} must be one of {}", values.join(", "))),
+    }
+}
+
+/// Validates `limit` (default [`DEFAULT_LIMIT`], 1..=[`MAX_LIMIT`]).
+pub fn parse_limit(limit: Option<i64>) -> Result<u32, ServiceError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
+        Some(n) => Err(ServiceError::invalid_parameter(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT} (got {n})"),
+        )),
+    }
+}
+
+/// Decodes `cursor` into the key to start after.
+pub fn parse_cursor(c: Option<String>) -> Result<Option<String>, ServiceError> {
+    match non_empty(c) {
+        None => Ok(None),
+        Some(c) => cursor::decode(&c).map(Some).map_err(|why| {
+            ServiceError::invalid_parameter(
+                "cursor",
+                format!("cursor is {why}; pass the next_cursor of a previous page"),
+            )
+        }),
+    }
+}
+
+fn word(param: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(v) => inventory_schemas::key::validate_word("provider", &v)
+            .map(|()| Some(v.clone()))
+            .map_err(|_| {
+                ServiceError::invalid_parameter(
+                    param,
+                    format!(
+                        "{param} must be 1-64 characters of [a-z0-9_-] (got {:?})",
+                        truncate(&v)
+                    ),
+                )
+            }),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Fetches one page: the union of `queries` (each ordered by key), merged, `limit` items.
+/// One more row than the limit is read to know whether a next page exists.
+async fn page(
+    state: &AppState,
+    queries: Vec<AssetQuery>,
+    limit: u32,
+) -> Result<AssetPage, ServiceError> {
+    let rows = state
+        .pool
+        .run(move |conn| {
+            let mut all = Vec::new();
+            for mut q in queries {
+                q.limit = limit + 1;
+                all.extend(read::list_assets(conn, &q)?);
+            }
+            Ok(all)
+        })
+        .await
+        .map_err(|e| ServiceError::internal("reading the read model", &e))?;
+    let mut rows = rows;
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    rows.dedup_by(|a, b| a.key == b.key);
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| cursor::encode(&r.key))
+    } else {
+        None
+    };
+    Ok(AssetPage {
+        items: rows.into_iter().map(AssetDoc::from).collect(),
+        next_cursor,
+    })
+}
+
+/// `GET /api/v1/assets`.
+pub async fn list_assets(state: &AppState, p: ListParams) -> Result<AssetPage, ServiceError> {
+    let limit = parse_limit(p.limit)?;
+    let after = parse_cursor(p.cursor)?;
+    let name = non_empty(p.name);
+    if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
+        return Err(ServiceError::invalid_parameter(
+            "name",
+            "name must be at most 256 characters",
+        ));
+    }
+    let q = AssetQuery {
+        provider: word("provider", p.provider)?,
+        kinds: word("kind", p.kind)?.into_iter().collect(),
+        status: p.status.map(|s| s.as_str().to_owned()),
+        name_contains: name,
+        include_deleted: p.include_deleted.unwrap_or(false),
+        after,
+        limit,
+    };
+    page(state, vec![q], limit).await
+}
+
+/// `GET /api/v1/accounts`: AWS accounts, GCP projects, Azure subscriptions.
+pub async fn list_accounts(
+    state: &AppState,
+    provider: Option<AccountProvider>,
+    p: ListParams,
+) -> Result<AssetPage, ServiceError> {
+    let limit = parse_limit(p.limit)?;
+    let after = parse_cursor(p.cursor)?;
+    let status = p.status.map(|s| s.as_str().to_owned());
+    let queries = AccountProvider::VALUES
+        .iter()
+        .filter(|pr| provider.is_none_or(|want| want.as_str() == **pr))
+        .map(|pr| AssetQuery {
+            provider: Some((*pr).to_owned()),
+            kinds: ACCOUNT_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+            status: status.clone(),
+            after: after.clone(),
+            limit,
+            ..AssetQuery::default()
+        })
+        .collect();
+    page(state, queries, limit).await
+}
+
+/// `GET /api/v1/monitoring`: Prometheus and Grafana endpoints.
+pub async fn list_monitoring(
+    state: &AppState,
+    kind: Option<MonitoringKind>,
+    p: ListParams,
+) -> Result<AssetPage, ServiceError> {
+    let limit = parse_limit(p.limit)?;
+    let after = parse_cursor(p.cursor)?;
+    let status = p.status.map(|s| s.as_str().to_owned());
+    let queries = MonitoringKind::VALUES
+        .iter()
+        .filter(|pr| kind.is_none_or(|want| want.provider() == **pr))
+        .map(|pr| AssetQuery {
+            provider: Some((*pr).to_owned()),
+            kinds: vec!["endpoint".to_owned()],
+            status: status.clone(),
+            after: after.clone(),
+            limit,
+            ..AssetQuery::default()
+        })
+        .collect();
+    page(state, queries, limit).await
+}
+
+/// `GET /api/v1/assets/{key}` (deleted assets included, with `deleted_at`).
+pub async fn get_asset(state: &AppState, key: String) -> Result<AssetDoc, ServiceError> {
+    let parsed = AssetKey::parse(&key).map_err(|_| {
+        ServiceError::invalid_parameter(
+            "key",
+            format!(
+                "key must be <provider>/<kind>/<native id>, e.g. aws/account/123456789012 (got {:?})",
+                truncate(&key)
+            ),
+        )
+    })?;
+    let k = parsed.to_string();
+    let row = state
+        .pool
+        .run(move |conn| read::get_asset(conn, &k))
+        .await
+        .map_err(|e| ServiceError::internal("reading the read model", &e))?;
+    row.map(AssetDoc::from).ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::NotFound,
+            format!("no asset with key {:?} in the read model", truncate(&key)),
+        )
+    })
+}
+
+/// `GET /api/v1/collectors`.
+pub async fn collectors(state: &AppState) -> Result<CollectorList, ServiceError> {
+    let rows = state
+        .pool
+        .run(read::list_sweeps)
+        .await
+        .map_err(|e| ServiceError::internal("reading the sweeps", &e))?;
+    let now = Utc::now();
+    let stale_after =
+        chrono::Duration::from_std(state.sweep_interval * 2).unwrap_or(chrono::Duration::MAX);
+    Ok(CollectorList {
+        items: rows
+            .into_iter()
+            .map(|r| CollectorDoc::from_row(r, now, stale_after))
+            .collect(),
+        expected_interval_seconds: state.sweep_interval.as_secs(),
+    })
+}
+
+/// `GET /readyz`: ready once the projector has caught up with the stream's tip at start.
+pub fn readiness(status: &Status) -> Result<Readiness, ServiceError> {
+    if let Some(why) = &status.failed {
+        return Err(ServiceError::new(
+            ErrorCode::NotReady,
+            format!("the projector stopped: {why}"),
+        ));
+    }
+    if !status.caught_up {
+        let detail = if status.tip_at_start == 0 && status.applied_seq == 0 {
+            "the projector is starting (connecting to the stream)".to_owned()
+        } else {
+            format!(
+                "the projector is catching up: applied {} of {} events present at start",
+                status.applied_seq, status.tip_at_start
+            )
+        };
+        return Err(ServiceError::new(ErrorCode::NotReady, detail));
+    }
+    Ok(Readiness {
+        ready: true,
+        applied_seq: status.applied_seq,
+        tip_at_start: status.tip_at_start,
+        lag: status.lag(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(parse_limit(Some(1)).unwrap(), 1);
+        assert_eq!(parse_limit(Some(1000)).unwrap(), 1000);
+        for bad in [0, -1, 1001] {
+            let e = parse_limit(Some(bad)).unwrap_err();
+            assert_eq!(e.parameter.as_deref(), Some("limit"));
+            assert!(e.detail.contains("between 1 and 1000"), "{}", e.detail);
+        }
+    }
+
+    #[test]
+    fn readiness_reports_why_not() {
+        let mut s = Status::default();
+        assert!(readiness(&s).unwrap_err().detail.contains("starting"));
+        s.tip_at_start = 10;
+        s.applied_seq = 4;
+        assert!(readiness(&s)
+            .unwrap_err()
+            .detail
+            .contains("applied 4 of 10"));
+        s.caught_up = true;
+        s.applied_seq = 10;
+        s.stream_last_seq = 12;
+        assert_eq!(readiness(&s).unwrap().lag, 2);
+        s.failed = Some("disk full".into());
+        assert!(readiness(&s).unwrap_err().detail.contains("disk full"));
+    }
+}

@@ -1,0 +1,265 @@
+//! Command-line interface: every setting is a flag with an environment variable (DESIGN §7).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "inventory",
+    version,
+    about = "Event-sourced inventory of your cloud estate: collect, project, serve.",
+    long_about = "Event-sourced inventory of an organisation's cloud estate.\n\n\
+        Collectors sweep cloud and monitoring APIs and publish a CloudEvent for every asset that \
+        appeared, changed or disappeared to the NATS JetStream stream INVENTORY (the append-only \
+        source of truth). The projector folds the stream into DuckDB; the API serves it over HTTP.\n\n\
+        Every option can also be set by the environment variable shown in its help."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every subcommand shares.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// NATS server URL(s), comma separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+    /// NATS credentials file (JWT + NKey seed).
+    #[arg(long, env = "NATS_CREDS", global = true)]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "NATS_USER", global = true)]
+    pub nats_user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true, global = true)]
+    pub nats_password: Option<String>,
+    /// NATS token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true, global = true)]
+    pub nats_token: Option<String>,
+    /// Replicas of the INVENTORY stream when this process creates it (1 dev, 3 production).
+    #[arg(long, env = "INVENTORY_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5), global = true)]
+    pub stream_replicas: u8,
+    /// Maximum age of events when this process creates the stream ("0" keeps them forever).
+    #[arg(long, env = "INVENTORY_STREAM_MAX_AGE", default_value = "0", value_parser = parse_duration_or_zero, global = true)]
+    pub stream_max_age: std::time::Duration,
+    /// Log format.
+    #[arg(long, env = "INVENTORY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (production).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sweep one source and publish what appeared, changed or disappeared (once, or --every).
+    ///
+    /// Exit code: 0 sweep ok, 2 partial (some pages failed or deletions were withheld), 1 failed.
+    Collect(CollectArgs),
+    /// Fold the stream into a DuckDB file for analysts (until caught up, or --follow).
+    Project(ProjectArgs),
+    /// Serve the HTTP API (OpenAPI at /openapi.json) with an embedded projector.
+    Serve(ServeArgs),
+    /// Run the whole pipeline locally: NATS (unless one answers at NATS_URL), Prometheus, the
+    /// API on 127.0.0.1:8080 and the collectors, until Ctrl-C.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(subcommand)]
+    pub source: SourceArgs,
+    /// Repeat the sweep at this interval (e.g. 15m) until stopped.
+    #[arg(long, env = "INVENTORY_COLLECT_EVERY", value_parser = parse_duration, global = true)]
+    pub every: Option<std::time::Duration>,
+    /// Write tombstones even when more than --max-delete-share of the scope would be deleted.
+    #[arg(long, global = true)]
+    pub force_deletions: bool,
+    /// Share of a scope's assets a single sweep may delete before the guard withholds deletions.
+    #[arg(long, env = "INVENTORY_MAX_DELETE_SHARE", default_value_t = 0.5, value_parser = parse_share, global = true)]
+    pub max_delete_share: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceArgs {
+    /// Declared assets from a YAML file.
+    File {
+        /// The YAML file of declared assets.
+        #[arg(long, env = "INVENTORY_ASSETS_FILE", default_value = "examples/assets.yaml")]
+        file: PathBuf,
+    },
+    /// A Prometheus server: health, build and runtime info.
+    Prometheus {
+        /// Base URL of the Prometheus server.
+        #[arg(long, env = "PROM_URL")]
+        url: String,
+        /// Name of the endpoint asset.
+        #[arg(long, env = "PROM_NAME", default_value = "prom-default")]
+        name: String,
+    },
+    /// A Grafana server: /api/health.
+    Grafana {
+        /// Base URL of the Grafana server.
+        #[arg(long, env = "GRAFANA_URL")]
+        url: String,
+        /// Grafana service-account token (sent as a bearer token; never stored or logged).
+        #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Name of the endpoint asset.
+        #[arg(long, env = "GRAFANA_NAME", default_value = "grafana-default")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// DuckDB file to write.
+    #[arg(long, env = "INVENTORY_DB", default_value = "inventory.duckdb")]
+    pub db: PathBuf,
+    /// Keep following the stream after catching up.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INVENTORY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// DuckDB file of this replica's read model (rebuilt from the stream when missing).
+    #[arg(long, env = "INVENTORY_DB", default_value = ".data/api.duckdb")]
+    pub db: PathBuf,
+    /// API tokens: comma-separated `role:sha256hex` (role viewer|writer; the hash of the token).
+    #[arg(long, env = "INVENTORY_API_TOKENS", hide_env_values = true, default_value = "")]
+    pub api_tokens: String,
+    /// Expected interval between a collector's sweeps; a scope with no ok sweep for twice this is stale.
+    #[arg(long, env = "INVENTORY_SWEEP_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    pub sweep_interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Where NATS (when started here), Prometheus and the API keep their data.
+    #[arg(long, env = "INVENTORY_DATA_DIR", default_value = ".data")]
+    pub data_dir: PathBuf,
+    /// Address of the Prometheus started here (it scrapes the API).
+    #[arg(long, env = "INVENTORY_UP_PROMETHEUS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub prometheus_listen: SocketAddr,
+    /// The declared-assets file the file collector reads.
+    #[arg(long, env = "INVENTORY_ASSETS_FILE", default_value = "examples/assets.yaml")]
+    pub assets_file: PathBuf,
+    /// How often the local collectors sweep.
+    #[arg(long, env = "INVENTORY_UP_EVERY", default_value = "1m", value_parser = parse_duration)]
+    pub every: std::time::Duration,
+    /// Grafana to collect, if any.
+    #[arg(long, env = "GRAFANA_URL")]
+    pub grafana_url: Option<String>,
+    /// Grafana token (never stored or logged).
+    #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
+    pub grafana_token: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 30s, 15m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+/// Turns a clap error into one line that names the setting, including its environment variable.
+pub fn one_line_error(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let full = err.to_string();
+    let first = full
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => return format!("error: {first}"),
+    };
+    let long = arg
+        .trim_start_matches("--")
+        .split([' ', '=', '<'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let reason = full
+        .lines()
+        .skip_while(|l| !l.contains(&arg))
+        .nth(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more"))
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default();
+    match env_of(&long) {
+        Some(env) => format!("error: {first} (env {env}){reason}"),
+        None => format!("error: {first}{reason}"),
+    }
+}
+
+fn env_of(long: &str) -> Option<String> {
+    fn walk(cmd: &clap::Command, long: &str) -> Option<String> {
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .or_else(|| cmd.get_subcommands().find_map(|s| walk(s, long)))
+    }
+    walk(&<Cli as clap::CommandFactory>::command(), long)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_give_one_line_naming_the_variable() {
+        let err = Cli::try_parse_from(["inventory", "serve", "--listen", "nowhere"]).unwrap_err();
+        let line = one_line_error(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--listen"), "{line}");
+        assert!(line.contains("INVENTORY_LISTEN"), "{line}");
+        let err = Cli::try_parse_from(["inventory", "collect", "--max-delete-share", "2", "file"])
+            .unwrap_err();
+        let line = one_line_error(&err);
+        assert!(line.contains("INVENTORY_MAX_DELETE_SHARE"), "{line}");
+        assert!(line.contains("between 0 and 1"), "{line}");
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
