@@ -27,7 +27,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// NATS server URL(s), comma separated.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
     pub nats_url: String,
     /// NATS credentials file (JWT + NKey seed).
     #[arg(long, env = "NATS_CREDS", global = true)]
@@ -95,7 +100,11 @@ pub enum SourceArgs {
     /// Declared assets from a YAML file.
     File {
         /// The YAML file of declared assets.
-        #[arg(long, env = "INVENTORY_ASSETS_FILE", default_value = "examples/assets.yaml")]
+        #[arg(
+            long,
+            env = "INVENTORY_ASSETS_FILE",
+            default_value = "examples/assets.yaml"
+        )]
         file: PathBuf,
     },
     /// A Prometheus server: health, build and runtime info.
@@ -140,7 +149,12 @@ pub struct ServeArgs {
     #[arg(long, env = "INVENTORY_DB", default_value = ".data/api.duckdb")]
     pub db: PathBuf,
     /// API tokens: comma-separated `role:sha256hex` (role viewer|writer; the hash of the token).
-    #[arg(long, env = "INVENTORY_API_TOKENS", hide_env_values = true, default_value = "")]
+    #[arg(
+        long,
+        env = "INVENTORY_API_TOKENS",
+        hide_env_values = true,
+        default_value = ""
+    )]
     pub api_tokens: String,
     /// Expected interval between a collector's sweeps; a scope with no ok sweep for twice this is stale.
     #[arg(long, env = "INVENTORY_SWEEP_INTERVAL", default_value = "15m", value_parser = parse_duration)]
@@ -155,10 +169,18 @@ pub struct UpArgs {
     #[arg(long, env = "INVENTORY_DATA_DIR", default_value = ".data")]
     pub data_dir: PathBuf,
     /// Address of the Prometheus started here (it scrapes the API).
-    #[arg(long, env = "INVENTORY_UP_PROMETHEUS_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "INVENTORY_UP_PROMETHEUS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     pub prometheus_listen: SocketAddr,
     /// The declared-assets file the file collector reads.
-    #[arg(long, env = "INVENTORY_ASSETS_FILE", default_value = "examples/assets.yaml")]
+    #[arg(
+        long,
+        env = "INVENTORY_ASSETS_FILE",
+        default_value = "examples/assets.yaml"
+    )]
     pub assets_file: PathBuf,
     /// How often the local collectors sweep.
     #[arg(long, env = "INVENTORY_UP_EVERY", default_value = "1m", value_parser = parse_duration)]

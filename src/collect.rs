@@ -22,10 +22,12 @@ fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
             path: file,
             name: None,
         })?),
-        SourceArgs::Prometheus { url, name } => Box::new(PrometheusSource::new(PrometheusConfig {
-            name,
-            ..PrometheusConfig::new(url)
-        })?),
+        SourceArgs::Prometheus { url, name } => {
+            Box::new(PrometheusSource::new(PrometheusConfig {
+                name,
+                ..PrometheusConfig::new(url)
+            })?)
+        }
         SourceArgs::Grafana { url, token, name } => Box::new(GrafanaSource::new(GrafanaConfig {
             name,
             token,
@@ -46,16 +48,32 @@ pub async fn run(
         force_deletions: args.force_deletions,
         ..SweepOptions::default()
     };
-    let (js, stream) = crate::connect(global, &format!("inventory-collect-{}", source.name())).await?;
+    let (js, stream) =
+        crate::connect(global, &format!("inventory-collect-{}", source.name())).await?;
     match args.every {
         None => {
             let report = run_sweep(&js, &stream, source.as_ref(), &opts).await?;
             log_report(&report);
-            Ok(ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1)))
+            Ok(ExitCode::from(
+                u8::try_from(report.exit_code()).unwrap_or(1),
+            ))
         }
         Some(every) => {
-            let summary = run_every(&js, &stream, source.as_ref(), &opts, every, cancel, log_result).await;
-            info!(sweeps = summary.sweeps, failures = summary.failures, "collector stopped");
+            let summary = run_every(
+                &js,
+                &stream,
+                source.as_ref(),
+                &opts,
+                every,
+                cancel,
+                log_result,
+            )
+            .await;
+            info!(
+                sweeps = summary.sweeps,
+                failures = summary.failures,
+                "collector stopped"
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -138,8 +138,8 @@ pub fn serve_config(
     global: &Global,
     args: &cli::ServeArgs,
 ) -> anyhow::Result<inventory_query_api::ServeConfig> {
-    let tokens = inventory_query_api::TokenSet::parse(&args.api_tokens)
-        .context("INVENTORY_API_TOKENS")?;
+    let tokens =
+        inventory_query_api::TokenSet::parse(&args.api_tokens).context("INVENTORY_API_TOKENS")?;
     Ok(inventory_query_api::ServeConfig {
         listen: args.listen,
         db_path: args.db.clone(),
@@ -189,11 +189,19 @@ async fn wait_for_signal() {
 }
 
 /// Bounds a shutdown step.
-pub async fn bounded<F: std::future::Future>(what: &str, limit: Duration, f: F) -> Option<F::Output> {
+pub async fn bounded<F: std::future::Future>(
+    what: &str,
+    limit: Duration,
+    f: F,
+) -> Option<F::Output> {
     match tokio::time::timeout(limit, f).await {
         Ok(v) => Some(v),
         Err(_) => {
-            warn!(step = what, seconds = limit.as_secs(), "shutdown step timed out");
+            warn!(
+                step = what,
+                seconds = limit.as_secs(),
+                "shutdown step timed out"
+            );
             None
         }
     }

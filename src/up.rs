@@ -18,7 +18,11 @@ use tracing::{info, warn};
 use crate::cli::{Global, UpArgs};
 
 /// Runs the local stack until cancelled.
-pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    global: &Global,
+    args: UpArgs,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let data = absolute(&args.data_dir)?;
     std::fs::create_dir_all(data.join("logs"))
         .with_context(|| format!("INVENTORY_DATA_DIR {}", data.display()))?;
@@ -27,7 +31,9 @@ pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> an
 
     // 1. NATS with JetStream.
     match probe_jetstream(global).await {
-        Ok(()) => info!(url = %global.nats_url, "using the NATS JetStream server that answers at NATS_URL"),
+        Ok(()) => {
+            info!(url = %global.nats_url, "using the NATS JetStream server that answers at NATS_URL")
+        }
         Err(reason) => {
             let addr = loopback_addr(&global.nats_url).with_context(|| {
                 format!("NATS_URL {} does not answer ({reason}) and is not on this machine, so none can be started for it", global.nats_url)
@@ -51,9 +57,11 @@ pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> an
             )?;
             children.push(("nats-server", child));
             global_nats = format!("nats://{addr}");
-            wait_until(Duration::from_secs(20), || async { probe_jetstream(global).await.is_ok() })
-                .await
-                .context("nats-server did not come up (see .data/logs/nats.log)")?;
+            wait_until(Duration::from_secs(20), || async {
+                probe_jetstream(global).await.is_ok()
+            })
+            .await
+            .context("nats-server did not come up (see .data/logs/nats.log)")?;
             info!(url = %global_nats, store = %store.display(), "started nats-server with JetStream");
         }
     }
@@ -64,8 +72,11 @@ pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> an
         warn!(url = %prom_url, "a Prometheus already answers there; using it (it may not scrape this API)");
     } else {
         let config = data.join("prometheus.yml");
-        std::fs::write(&config, prometheus_config(args.serve.listen))
-            .with_context(|| format!("write {}", config.display()))?;
+        std::fs::write(
+            &config,
+            prometheus_config(args.serve.listen, args.prometheus_listen),
+        )
+        .with_context(|| format!("write {}", config.display()))?;
         let child = spawn(
             "prometheus",
             &[
@@ -76,13 +87,17 @@ pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> an
             &data.join("logs/prometheus.log"),
         )?;
         children.push(("prometheus", child));
-        wait_until(Duration::from_secs(30), || http_ok(format!("{prom_url}/-/ready")))
-            .await
-            .context("prometheus did not become ready (see .data/logs/prometheus.log)")?;
+        wait_until(Duration::from_secs(30), || {
+            http_ok(format!("{prom_url}/-/ready"))
+        })
+        .await
+        .context("prometheus did not become ready (see .data/logs/prometheus.log)")?;
     }
 
     // 3. The API with its embedded projector.
     let mut serve_args = args.serve;
+    // Staleness is judged against the interval the local collectors actually sweep at.
+    serve_args.sweep_interval = args.every;
     if serve_args.db == Path::new(".data/api.duckdb") {
         serve_args.db = data.join("api.duckdb");
     }
@@ -90,9 +105,11 @@ pub async fn run(global: &Global, args: UpArgs, cancel: CancellationToken) -> an
     let cfg = crate::serve_config(global, &serve_args)?;
     let api_cancel = cancel.child_token();
     let api = tokio::spawn(inventory_query_api::serve(cfg, api_cancel.clone()));
-    wait_until(Duration::from_secs(60), || http_ok(format!("{api_url}/healthz")))
-        .await
-        .context("the API did not start")?;
+    wait_until(Duration::from_secs(60), || {
+        http_ok(format!("{api_url}/healthz"))
+    })
+    .await
+    .context("the API did not start")?;
 
     // 4. Collectors.
     let collectors = crate::collect::local_collectors(
@@ -138,15 +155,18 @@ fn print_banner(api: &str, prom: &str, nats: &str, data: &Path, every: Duration)
     println!("  Prometheus    {prom}");
     println!("  NATS          {nats}  (stream INVENTORY)");
     println!("  data          {}", data.display());
-    println!("  collectors sweep every {}", humantime::format_duration(every));
+    println!(
+        "  collectors sweep every {}",
+        humantime::format_duration(every)
+    );
     println!();
 }
 
-fn prometheus_config(api: SocketAddr) -> String {
+fn prometheus_config(api: SocketAddr, itself: SocketAddr) -> String {
     format!(
         "# Written by `inventory up`.\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n\
          scrape_configs:\n  - job_name: asset-inventory\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{api}']\n\
-         \x20 - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n"
+         \x20 - job_name: prometheus\n    static_configs:\n      - targets: ['{itself}']\n"
     )
 }
 
@@ -157,7 +177,8 @@ async fn probe_jetstream(global: &Global) -> Result<(), String> {
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
-    js.query_account()
+    // Creating (or finding) the stream is the probe: it needs JetStream and is needed anyway.
+    inventory_bus::ensure_stream(&js, &crate::stream_settings(global))
         .await
         .map(|_| ())
         .map_err(|e| format!("JetStream not available: {e}"))
@@ -187,12 +208,18 @@ fn spawn(program: &str, args: &[String], log: &Path) -> anyhow::Result<Child> {
         .stderr(err)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot start {program} (is it installed? `make run` installs it)"))
+        .with_context(|| {
+            format!("cannot start {program} (is it installed? `make run` installs it)")
+        })
 }
 
 async fn stop_child(name: &str, child: &mut Child) {
     if let Some(pid) = child.id() {
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
     }
     match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
         Ok(_) => info!(process = name, "stopped"),
@@ -208,7 +235,11 @@ async fn http_ok(url: String) -> bool {
         .timeout(Duration::from_secs(2))
         .build();
     match client {
-        Ok(c) => c.get(&url).send().await.is_ok_and(|r| r.status().is_success()),
+        Ok(c) => c
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()),
         Err(_) => false,
     }
 }
