@@ -29,6 +29,9 @@ test: system-deps duckdb py-deps ## run every test (fmt, clippy, unit, HTTP, int
 bench: system-deps duckdb ## replay 1,000,000 events from JetStream into DuckDB vs a raw consume (see BENCHMARKS.md)
 	cargo bench -p inventory-projector --bench replay
 
+bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
+	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev
+
 schemas: duckdb ## regenerate schemas/json from the Rust types
 	INVENTORY_WRITE_SCHEMAS=1 cargo test -p inventory-schemas committed_json_schemas
 

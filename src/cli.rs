@@ -116,6 +116,15 @@ pub enum SourceArgs {
         #[arg(long, env = "PROM_NAME", default_value = "prom-default")]
         name: String,
     },
+    /// AWS Organizations: every account with its OU path and tags (settings: AWS_* variables,
+    /// see docs/collectors.md).
+    Aws,
+    /// GCP Resource Manager: every project the principal can see, with its folder path
+    /// (settings: GCP_* variables, see docs/collectors.md).
+    Gcp,
+    /// Azure Resource Manager: every subscription with its management-group path (settings:
+    /// AZURE_* variables, see docs/collectors.md).
+    Azure,
     /// A Grafana server: /api/health.
     Grafana {
         /// Base URL of the Grafana server.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use inventory_bus::{NatsConfig, StreamSettings};
 use inventory_producers::sources::{
-    FileConfig, FileSource, GrafanaConfig, GrafanaSource, PrometheusConfig, PrometheusSource,
+    AwsConfig, AwsSource, AzureConfig, AzureSource, FileConfig, FileSource, GcpConfig, GcpSource,
+    GrafanaConfig, GrafanaSource, PrometheusConfig, PrometheusSource,
 };
 use inventory_producers::{run_every, run_sweep, Source, SweepError, SweepOptions, SweepReport};
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,7 @@ use tracing::{error, info};
 use crate::cli::{CollectArgs, Global, SourceArgs};
 
 /// Builds the source a `collect` subcommand names; errors name the setting.
-fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
+async fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
     Ok(match args {
         SourceArgs::File { file } => Box::new(FileSource::new(FileConfig {
             path: file,
@@ -28,6 +29,9 @@ fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
                 ..PrometheusConfig::new(url)
             })?)
         }
+        SourceArgs::Aws => Box::new(AwsSource::connect(AwsConfig::from_env()?).await?),
+        SourceArgs::Gcp => Box::new(GcpSource::new(GcpConfig::from_env()?)?),
+        SourceArgs::Azure => Box::new(AzureSource::new(AzureConfig::from_env()?)?),
         SourceArgs::Grafana { url, token, name } => Box::new(GrafanaSource::new(GrafanaConfig {
             name,
             token,
@@ -42,7 +46,7 @@ pub async fn run(
     args: CollectArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let source = source(args.source)?;
+    let source = source(args.source).await?;
     let opts = SweepOptions {
         max_delete_share: args.max_delete_share,
         force_deletions: args.force_deletions,
@@ -103,7 +107,7 @@ fn log_result(r: &Result<SweepReport, SweepError>) {
 
 /// The collectors of `inventory up`: the declared-assets file, the local Prometheus and, when
 /// configured, Grafana.
-pub fn local_collectors(
+pub async fn local_collectors(
     assets_file: &Path,
     prometheus_url: &str,
     grafana_url: Option<&str>,
@@ -113,18 +117,21 @@ pub fn local_collectors(
         source(SourceArgs::File {
             file: assets_file.to_owned(),
         })
+        .await
         .context("INVENTORY_ASSETS_FILE")?,
         source(SourceArgs::Prometheus {
             url: prometheus_url.to_owned(),
             name: "prom-local".to_owned(),
-        })?,
+        })
+        .await?,
     ];
     if let Some(url) = grafana_url {
         out.push(source(SourceArgs::Grafana {
             url: url.to_owned(),
             token: grafana_token,
             name: "grafana-default".to_owned(),
-        })?);
+        })
+        .await?);
     }
     Ok(out)
 }

@@ -117,7 +117,8 @@ pub async fn run(
         &prom_url,
         args.grafana_url.as_deref(),
         args.grafana_token.clone(),
-    )?;
+    )
+    .await?;
     let collect_task = tokio::spawn(crate::collect::run_local(
         crate::nats_config(global, "inventory-up-collectors"),
         crate::stream_settings(global),

@@ -10,8 +10,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use inventory_bus::{ensure_stream, finish, publish_start, StreamSettings};
 use inventory_schemas::{
-    encode_asset, encode_tombstone, Asset, AssetStatus, ChainLink, EventType, Provenance,
-    Tombstone,
+    encode_asset, encode_tombstone, Asset, AssetStatus, ChainLink, EventType, Provenance, Tombstone,
 };
 use inventory_testkit::{free_port, NatsServer};
 
@@ -40,7 +39,9 @@ fn asset(i: u64, v: u64) -> Asset {
 async fn fill(nats_url: &str) -> u64 {
     let client = async_nats::connect(nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
     let mut links = vec![ChainLink::default(); ASSETS as usize];
     let mut pending = VecDeque::new();
     let base = Utc.timestamp_opt(1_750_000_000, 0).unwrap();
@@ -83,11 +84,14 @@ async fn fill(nats_url: &str) -> u64 {
             for (ack, ev) in pending.drain(..) {
                 finish(ack, &ev).await.unwrap();
             }
-            js.publish("inventory.asset.aws.account.broken", "{\"not\": \"a cloudevent\"}".into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
+            js.publish(
+                "inventory.asset.aws.account.broken",
+                "{\"not\": \"a cloudevent\"}".into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
             seq += 1;
         }
     }
@@ -120,19 +124,26 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
         .await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        assert!(at < last, "the kill must land mid-ingest (applied {at} of {last})");
+        assert!(
+            at < last,
+            "the kill must land mid-ingest (applied {at} of {last})"
+        );
         kills.push(at);
     }
 
     // Restart and let it catch up; then stop it cleanly to release the file.
     let port = free_port();
     let mut child = common::serve(&nats.url(), &db, port);
-    common::wait_for(Duration::from_secs(180), "catch-up after restart", || async {
-        let ready = common::get(&format!("http://127.0.0.1:{port}/readyz"))
-            .await
-            .is_some_and(|(s, _)| s == 200);
-        (ready && applied_seq(port).await == Some(last)).then_some(())
-    })
+    common::wait_for(
+        Duration::from_secs(180),
+        "catch-up after restart",
+        || async {
+            let ready = common::get(&format!("http://127.0.0.1:{port}/readyz"))
+                .await
+                .is_some_and(|(s, _)| s == 200);
+            (ready && applied_seq(port).await == Some(last)).then_some(())
+        },
+    )
     .await;
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
@@ -151,7 +162,10 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
         recovered.iter().filter(|r| r.starts_with('{')).count(),
         rebuilt.iter().filter(|r| r.starts_with('{')).count()
     );
-    assert!(recovered == rebuilt, "read models differ after kills at {kills:?}");
+    assert!(
+        recovered == rebuilt,
+        "read models differ after kills at {kills:?}"
+    );
     let conn = duckdb::Connection::open(&db).unwrap();
     let (events, distinct, rejected): (u64, u64, u64) = conn
         .query_row(

@@ -59,14 +59,20 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
     let file = dir.path().join("estate.yaml");
     std::fs::write(&file, ASSETS).unwrap();
     let collect = |file: &Path| {
-        let (code, err) = common::run(&nats.url(), &["collect", "file", "--file", file.to_str().unwrap()]);
+        let (code, err) = common::run(
+            &nats.url(),
+            &["collect", "file", "--file", file.to_str().unwrap()],
+        );
         assert_eq!(code, 0, "collect failed: {err}");
     };
 
     collect(&file);
     let t1 = common::stream_types(&nats.url()).await;
     assert_eq!(asset_events(&t1), vec!["discovered"; 5]);
-    assert_eq!(t1.last().unwrap(), &("inventory.sweep.file".to_owned(), "sweep".to_owned()));
+    assert_eq!(
+        t1.last().unwrap(),
+        &("inventory.sweep.file".to_owned(), "sweep".to_owned())
+    );
 
     // Nothing changed: only a sweep event.
     collect(&file);
@@ -75,13 +81,23 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
     assert_eq!(t2.last().unwrap().1, "sweep");
 
     // One asset edited: exactly one `changed`.
-    std::fs::write(&file, ASSETS.replace("name: sandbox", "name: sandbox-renamed")).unwrap();
+    std::fs::write(
+        &file,
+        ASSETS.replace("name: sandbox", "name: sandbox-renamed"),
+    )
+    .unwrap();
     collect(&file);
     let t3 = common::stream_types(&nats.url()).await;
-    assert_eq!(&t3[t2.len()..], &[
-        ("inventory.asset.aws.account.333333333333".to_owned(), "changed".to_owned()),
-        ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
-    ]);
+    assert_eq!(
+        &t3[t2.len()..],
+        &[
+            (
+                "inventory.asset.aws.account.333333333333".to_owned(),
+                "changed".to_owned()
+            ),
+            ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
+        ]
+    );
 
     // One asset removed: exactly one `deleted`.
     let without_gcp: String = ASSETS
@@ -93,10 +109,16 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
     std::fs::write(&file, without_gcp).unwrap();
     collect(&file);
     let t4 = common::stream_types(&nats.url()).await;
-    assert_eq!(&t4[t3.len()..], &[
-        ("inventory.asset.gcp.project.analytics-prod".to_owned(), "deleted".to_owned()),
-        ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
-    ]);
+    assert_eq!(
+        &t4[t3.len()..],
+        &[
+            (
+                "inventory.asset.gcp.project.analytics-prod".to_owned(),
+                "deleted".to_owned()
+            ),
+            ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
+        ]
+    );
 
     // The API: the deleted project left the current view but keeps its history.
     let port = free_port();
@@ -104,23 +126,43 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
     let mut api = common::serve(&nats.url(), &db, port);
     let base = format!("http://127.0.0.1:{port}");
     common::wait_for(Duration::from_secs(60), "API ready", || async {
-        common::get(&format!("{base}/readyz")).await.filter(|(s, _)| *s == 200)
+        common::get(&format!("{base}/readyz"))
+            .await
+            .filter(|(s, _)| *s == 200)
     })
     .await;
-    let (status, body) = common::get(&format!("{base}/api/v1/accounts?provider=aws")).await.unwrap();
+    let (status, body) = common::get(&format!("{base}/api/v1/accounts?provider=aws"))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["prod-payments", "prod-search", "sandbox-renamed"]);
-    let (_, body) = common::get(&format!("{base}/api/v1/assets?provider=gcp")).await.unwrap();
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["prod-payments", "prod-search", "sandbox-renamed"]
+    );
+    let (_, body) = common::get(&format!("{base}/api/v1/assets?provider=gcp"))
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 0, "{body}");
-    let (status, body) =
-        common::get(&format!("{base}/api/v1/assets/gcp%2Fproject%2Fanalytics-prod")).await.unwrap();
+    let (status, body) = common::get(&format!(
+        "{base}/api/v1/assets/gcp%2Fproject%2Fanalytics-prod"
+    ))
+    .await
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(!v["deleted_at"].is_null(), "{body}");
-    let _ = Command::new("kill").arg("-TERM").arg(api.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(api.id().to_string())
+        .status();
     api.wait().unwrap();
     let conn = duckdb::Connection::open(&db).unwrap();
     let history: u64 = conn
@@ -165,7 +207,14 @@ async fn a_foreign_client_reads_every_message_as_a_valid_cloudevent() {
     ))
     .unwrap();
     ok(&["collect", "file", "--file", f]);
-    ok(&["collect", "prometheus", "--url", &prom.url(), "--name", "prom-test"]);
+    ok(&[
+        "collect",
+        "prometheus",
+        "--url",
+        &prom.url(),
+        "--name",
+        "prom-test",
+    ]);
 
     let types = common::stream_types(&url).await;
     for t in ["discovered", "changed", "deleted", "sweep"] {
@@ -185,14 +234,20 @@ async fn a_foreign_client_reads_every_message_as_a_valid_cloudevent() {
         "foreign client found problems:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(&format!("{} messages read, 0 problems", types.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} messages read, 0 problems", types.len())),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_prometheus_is_up_in_the_monitoring_view() {
     let nats = NatsServer::start();
     let prom = Prometheus::start(&[]);
-    let (code, err) = common::run(&nats.url(), &["collect", "prometheus", "--url", &prom.url()]);
+    let (code, err) = common::run(
+        &nats.url(),
+        &["collect", "prometheus", "--url", &prom.url()],
+    );
     assert_eq!(code, 0, "{err}");
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +263,12 @@ async fn the_local_prometheus_is_up_in_the_monitoring_view() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let item = &v["items"][0];
     assert_eq!(item["status"], "up", "{body}");
-    assert!(item["data"]["raw"]["version"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
+    assert!(
+        item["data"]["raw"]["version"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
     let (code, spec) = common::get(&format!("{base}/openapi.json")).await.unwrap();
     assert_eq!(code, 200);
     let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
@@ -216,7 +276,10 @@ async fn the_local_prometheus_is_up_in_the_monitoring_view() {
     let (code, docs) = common::get(&format!("{base}/docs")).await.unwrap();
     assert_eq!(code, 200);
     assert!(docs.contains("swagger"), "{docs}");
-    let _ = Command::new("kill").arg("-TERM").arg(api.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(api.id().to_string())
+        .status();
     api.wait().unwrap();
 }
 
@@ -239,5 +302,8 @@ fn bad_configuration_is_one_line_naming_the_setting() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("NATS_URL"), "an unreachable broker names the setting: {err}");
+    assert!(
+        err.contains("NATS_URL"),
+        "an unreachable broker names the setting: {err}"
+    );
 }

@@ -47,6 +47,8 @@ pub enum LastEvent {
         seq: u64,
         chainhash: String,
         contenthash: String,
+        /// CloudEvents `source` of its writer (`/api` or a collector).
+        source: String,
         data: Value,
     },
     /// A tombstone, or a message that does not decode: the declaration is a new `discovered`.
@@ -174,6 +176,7 @@ pub async fn read_last(
                 seq,
                 chainhash,
                 contenthash,
+                source: ev.source,
                 data: ev.data_json,
             },
             (_, _, chainhash) => LastEvent::Other {
@@ -189,6 +192,20 @@ pub async fn read_last(
             }
         }
     }))
+}
+
+/// Refuses a declaration of an endpoint a collector observes: a declaration must not overwrite
+/// an observation (the two would alternate as `changed` on every sweep).
+pub fn check_owner(key: &AssetKey, last: Option<&LastEvent>) -> Result<(), ServiceError> {
+    match last {
+        Some(LastEvent::Asset { source, .. }) if source != API_SOURCE => Err(ServiceError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{key} is observed by the collector {source}; a declaration cannot override an observation"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Decides what to publish for a state with content hash `hash`; `None`: unchanged.
@@ -261,6 +278,7 @@ pub async fn declare(
     let hash = asset_content_hash(&asset)
         .map_err(|e| ServiceError::internal("hashing the endpoint", &e))?;
     let last = read_last(publisher, &subject).await?;
+    check_owner(&key, last.as_ref())?;
     let data = serde_json::to_value(&asset)
         .map_err(|e| ServiceError::internal("encoding the endpoint", &e))?;
     let Some((ty, prev)) = decide(&hash, last.as_ref()) else {
@@ -360,6 +378,35 @@ mod tests {
     }
 
     #[test]
+    fn declarations_never_override_a_collector_observation() {
+        let key = AssetKey::parse("prometheus/endpoint/prom-main").unwrap();
+        let observed = LastEvent::Asset {
+            seq: 4,
+            chainhash: "c".into(),
+            contenthash: "h".into(),
+            source: "/collectors/prometheus/prom-main".into(),
+            data: Value::Null,
+        };
+        let e = check_owner(&key, Some(&observed)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert!(e.detail.contains("/collectors/prometheus/prom-main"), "{}", e.detail);
+        let declared = LastEvent::Asset {
+            seq: 4,
+            chainhash: "c".into(),
+            contenthash: "h".into(),
+            source: API_SOURCE.into(),
+            data: Value::Null,
+        };
+        assert!(check_owner(&key, Some(&declared)).is_ok());
+        let tombstone = LastEvent::Other {
+            seq: 9,
+            chainhash: "t".into(),
+        };
+        assert!(check_owner(&key, Some(&tombstone)).is_ok());
+        assert!(check_owner(&key, None).is_ok());
+    }
+
+    #[test]
     fn decisions_follow_the_content_hash() {
         assert_eq!(
             decide("h", None),
@@ -369,6 +416,7 @@ mod tests {
             seq: 4,
             chainhash: "c".into(),
             contenthash: "h".into(),
+            source: API_SOURCE.into(),
             data: Value::Null,
         };
         assert_eq!(decide("h", Some(&same)), None);

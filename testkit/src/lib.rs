@@ -247,3 +247,96 @@ fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let head = std::str::from_utf8(&buf[..n]).ok()?;
     head.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// A real `moto` server (AWS API mock, `moto[server]` from PyPI, installed into `.venv` by
+/// `make test`) on a free loopback port, stopped on drop. Every test gets its own, empty one.
+///
+/// Found as `moto_server` beside `$INVENTORY_TEST_PYTHON`, else in the workspace's
+/// `.venv/bin`; when only the interpreter is there, `python -m moto.server` is run.
+pub struct Moto {
+    child: Option<Child>,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Moto {
+    /// Starts moto with default settings (no IAM authentication: any access key works).
+    pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts moto with extra environment variables, e.g. `("INITIAL_NO_AUTH_ACTION_COUNT",
+    /// "0")` to make it check credentials like AWS does.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("inventory-moto-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let port = free_port();
+        let log = dir.path().join("moto.log");
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let err_file = log_file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let bin_dir = match std::env::var_os("INVENTORY_TEST_PYTHON") {
+            Some(python) => Path::new(&python)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin"),
+        };
+        let script = bin_dir.join("moto_server");
+        let mut cmd = if script.is_file() {
+            Command::new(script)
+        } else {
+            let python = bin_dir.join("python3");
+            if !python.is_file() {
+                panic!(
+                    "moto not found in {}: run `make test` (or `.venv/bin/pip install -r tests/interop/requirements.txt`)",
+                    bin_dir.display()
+                );
+            }
+            let mut c = Command::new(python);
+            c.args(["-m", "moto.server"]);
+            c
+        };
+        cmd.args(["-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start moto: {e}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_tcp(addr, &mut child, "moto", &log);
+        // Listening is not serving: wait until it answers HTTP.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && http_get_status(addr, "/moto-api/").is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`: the endpoint URL of every AWS service it mocks.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
+        }
+    }
+}

@@ -21,7 +21,10 @@ pub fn inventory(nats_url: &str) -> Command {
 
 /// Runs `inventory <args>` to completion, returning (exit code, stderr).
 pub fn run(nats_url: &str, args: &[&str]) -> (i32, String) {
-    let out = inventory(nats_url).args(args).output().expect("run inventory");
+    let out = inventory(nats_url)
+        .args(args)
+        .output()
+        .expect("run inventory");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -86,7 +89,11 @@ pub async fn stream_types(nats_url: &str) -> Vec<(String, String)> {
     if last == 0 {
         return out;
     }
-    let mut msgs = Box::pin(inventory_bus::follow(&stream, "inventory.>", 1).await.unwrap());
+    let mut msgs = Box::pin(
+        inventory_bus::follow(&stream, "inventory.>", 1)
+            .await
+            .unwrap(),
+    );
     while let Some(m) = msgs.next().await {
         let m = m.unwrap();
         let ev = inventory_schemas::decode(&m.payload).unwrap();

@@ -24,7 +24,8 @@ problem_responses! {
         401 => Unauthorized,
         /// The token is a viewer token; declarations need a writer token.
         403 => Forbidden,
-        /// Another writer changed this endpoint between the read and the write; retry.
+        /// A collector observes this endpoint (a declaration cannot override an observation),
+        /// or another writer changed it between the read and the write (retry).
         409 => Conflict,
         /// NATS is unreachable; nothing was recorded.
         503 => Unavailable,
@@ -94,8 +95,8 @@ impl MonitoringApi {
     ///
     /// Publishes a `discovered` (new) or `changed` (different) event with source `/api` and
     /// status `declared`, conditional on the endpoint's newest event (409 if another writer
-    /// was first). An identical declaration publishes nothing and answers 200. Needs a writer
-    /// token.
+    /// was first, or if a collector observes the endpoint). An identical declaration publishes
+    /// nothing and answers 200. Needs a writer token.
     #[oai(
         path = "/monitoring",
         method = "post",
