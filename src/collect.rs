@@ -126,12 +126,14 @@ pub async fn local_collectors(
         .await?,
     ];
     if let Some(url) = grafana_url {
-        out.push(source(SourceArgs::Grafana {
-            url: url.to_owned(),
-            token: grafana_token,
-            name: "grafana-default".to_owned(),
-        })
-        .await?);
+        out.push(
+            source(SourceArgs::Grafana {
+                url: url.to_owned(),
+                token: grafana_token,
+                name: "grafana-default".to_owned(),
+            })
+            .await?,
+        );
     }
     Ok(out)
 }

@@ -389,7 +389,11 @@ mod tests {
         };
         let e = check_owner(&key, Some(&observed)).unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict);
-        assert!(e.detail.contains("/collectors/prometheus/prom-main"), "{}", e.detail);
+        assert!(
+            e.detail.contains("/collectors/prometheus/prom-main"),
+            "{}",
+            e.detail
+        );
         let declared = LastEvent::Asset {
             seq: 4,
             chainhash: "c".into(),
