@@ -69,7 +69,7 @@ fn account(i: u64, v: u64) -> Asset {
             "Email": format!("aws+workload-{i}@example.com"),
             "Name": format!("workload-{i}"),
             "Status": "ACTIVE",
-            "JoinedMethod": if i % 5 == 0 { "INVITED" } else { "CREATED" },
+            "JoinedMethod": if i.is_multiple_of(5) { "INVITED" } else { "CREATED" },
             "JoinedTimestamp": "2021-03-04T10:11:12Z",
         }),
         provenance: Provenance {
