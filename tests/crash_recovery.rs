@@ -50,7 +50,7 @@ async fn fill(nats_url: &str) -> u64 {
         let (i, v) = (n % ASSETS, n / ASSETS);
         let at = base + chrono::Duration::seconds(n as i64);
         let link = &links[i as usize];
-        let ev = if v % 10 == 9 && i % 4 == 0 {
+        let ev = if v % 10 == 9 && i.is_multiple_of(4) {
             let a = asset(i, v);
             let t = Tombstone {
                 id: a.id,
@@ -63,7 +63,7 @@ async fn fill(nats_url: &str) -> u64 {
             };
             encode_tombstone(&t, "/test", at, link).unwrap()
         } else {
-            let ty = if v == 0 || (v % 10 == 0 && i % 4 == 0) {
+            let ty = if v == 0 || (v.is_multiple_of(10) && i.is_multiple_of(4)) {
                 EventType::Discovered
             } else {
                 EventType::Changed
