@@ -2,9 +2,10 @@
 //! this computes, and replay/as-of views use the same function.
 
 use chrono::{DateTime, Utc};
-use inventory_schemas::{EventData, EventType, InventoryEvent, SchemaError};
+use inventory_schemas::{DataSummary, EventSummary, EventType, SchemaError};
 
-/// What the current view holds about an asset, minus its `data` document (kept in the store).
+/// What the current view holds about an asset. Its `data` document stays in the event that
+/// carried it ([`AssetState::data_seq`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetState {
     pub key: String,
@@ -21,6 +22,10 @@ pub struct AssetState {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Stream sequence of the newest event.
     pub version: u64,
+    /// Stream sequence of the event whose `data` is the asset's last known state: the newest
+    /// `discovered`/`changed` event (a tombstone keeps the state before it). `None` for an asset
+    /// known only from a tombstone.
+    pub data_seq: Option<u64>,
     pub contenthash: String,
     pub chainhash: String,
 }
@@ -43,26 +48,36 @@ pub enum FoldError {
 pub fn fold(
     prev: Option<&AssetState>,
     seq: u64,
-    ev: &InventoryEvent,
+    ev: &EventSummary,
 ) -> Result<AssetState, FoldError> {
     let (provider, kind, native_id, name, status) = match &ev.data {
-        EventData::Asset(a) => (
-            a.provider.as_str(),
-            a.kind.as_str(),
-            a.id.as_str(),
-            a.name.clone(),
-            a.status.as_str().to_owned(),
+        DataSummary::Asset {
+            provider,
+            kind,
+            id,
+            name,
+            status,
+        } => (
+            provider.as_str(),
+            kind.as_str(),
+            id.as_str(),
+            name.clone(),
+            status.as_str().to_owned(),
         ),
-        EventData::Tombstone(t) => (
-            t.provider.as_str(),
-            t.kind.as_str(),
-            t.id.as_str(),
-            prev.map(|p| p.name.clone())
-                .unwrap_or_else(|| t.name.clone()),
+        DataSummary::Tombstone {
+            provider,
+            kind,
+            id,
+            name,
+        } => (
+            provider.as_str(),
+            kind.as_str(),
+            id.as_str(),
+            prev.map(|p| p.name.clone()).unwrap_or_else(|| name.clone()),
             prev.map(|p| p.status.clone())
                 .unwrap_or_else(|| "unknown".to_owned()),
         ),
-        EventData::Sweep(_) => return Err(FoldError::NotAnAssetEvent(ev.ty.short())),
+        DataSummary::Sweep(_) => return Err(FoldError::NotAnAssetEvent(ev.ty.short())),
     };
     let contenthash = ev.contenthash.clone().unwrap_or_default();
     let changed = prev.is_none_or(|p| p.contenthash != contenthash);
@@ -78,6 +93,10 @@ pub fn fold(
         last_seen: at,
         deleted_at: (ev.ty == EventType::Deleted).then_some(at),
         version: seq,
+        data_seq: match ev.data {
+            DataSummary::Asset { .. } => Some(seq),
+            _ => prev.and_then(|p| p.data_seq),
+        },
         source: ev.source.clone(),
         chainhash: ev.chainhash.clone().unwrap_or_default(),
         contenthash,
@@ -96,7 +115,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use inventory_schemas::{
-        decode, encode_asset, encode_tombstone, Asset, AssetStatus, ChainLink, Provenance,
+        decode_summary, encode_asset, encode_tombstone, Asset, AssetStatus, ChainLink, Provenance,
         Tombstone,
     };
 
@@ -121,7 +140,7 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn rec(ty: EventType, name: &str, t: i64) -> InventoryEvent {
+    fn rec(ty: EventType, name: &str, t: i64) -> EventSummary {
         let out = if ty == EventType::Deleted {
             let tomb = Tombstone {
                 id: "1".into(),
@@ -136,7 +155,7 @@ mod tests {
         } else {
             encode_asset(ty, &asset(name), "/t", at(t), &ChainLink::default()).unwrap()
         };
-        decode(&out.payload).unwrap()
+        decode_summary(&out.payload).unwrap()
     }
 
     #[test]
@@ -158,8 +177,14 @@ mod tests {
         let s4 = fold(Some(&s3), 9, &rec(EventType::Deleted, "b", 30)).unwrap();
         assert_eq!(s4.deleted_at, Some(at(30)));
         assert_eq!((s4.name.as_str(), s4.status.as_str()), ("b", "active"));
+        assert_eq!(
+            (s3.data_seq, s4.data_seq),
+            (Some(6), Some(6)),
+            "tombstone keeps the data"
+        );
         let s5 = fold(Some(&s4), 12, &rec(EventType::Discovered, "c", 40)).unwrap();
         assert_eq!((s5.deleted_at, s5.first_seen), (None, at(0)));
+        assert_eq!(s5.data_seq, Some(12));
     }
 
     #[test]
@@ -167,5 +192,6 @@ mod tests {
         let s = fold(None, 3, &rec(EventType::Deleted, "x", 0)).unwrap();
         assert_eq!(s.deleted_at, Some(at(0)));
         assert_eq!(s.status, "unknown");
+        assert_eq!(s.data_seq, None);
     }
 }

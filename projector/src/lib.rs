@@ -3,13 +3,16 @@
 //! - [`fold`]: the pure fold, no IO.
 //! - [`store`]: the DuckDB tables; a batch and its checkpoint commit in one transaction.
 //! - [`read`]: queries the API serves from, and a pool of reader connections.
+//! - [`history`]: past views, an asset's versions, changes and diffs.
 //! - [`runner`]: the loop that follows the stream from the checkpoint and feeds the store.
 
 pub mod fold;
+pub mod history;
 pub mod read;
 pub mod runner;
 pub mod store;
 
+pub use duckdb::Connection;
 pub use read::ReadPool;
 pub use runner::{run, RunOptions, Status};
 pub use store::{BatchOutcome, Incoming, Store};
@@ -21,6 +24,8 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("DuckDB: {0}")]
     DuckDb(#[from] duckdb::Error),
+    #[error("building rows for DuckDB: {0}")]
+    Arrow(#[from] duckdb::arrow::error::ArrowError),
     #[error("a reader connection lock was poisoned by a panic")]
     Poisoned,
     #[error("blocking task failed: {0}")]

@@ -1,6 +1,7 @@
 //! Read queries over the read model, and a small pool of reader connections. Every function here
 //! blocks: call them through [`ReadPool::run`], which moves the work off the async executor.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -103,47 +104,94 @@ pub struct AssetRow {
     pub data: serde_json::Value,
 }
 
+/// The current view's columns (data comes separately, see [`attach_data`]).
 const ASSET_COLUMNS: &str = "a.asset_key, a.provider, a.kind, a.native_id, a.name, a.status, \
     a.source, epoch_us(a.first_seen), epoch_us(a.last_changed), \
     epoch_us(CASE WHEN a.deleted_at IS NULL AND s.last_ok_at > a.last_seen THEN s.last_ok_at \
     ELSE a.last_seen END), epoch_us(a.deleted_at), a.version, a.contenthash, a.chainhash, \
-    CAST(a.data AS VARCHAR)";
+    a.data_seq FROM assets a LEFT JOIN sweeps s ON s.source = a.source";
 
-fn asset_row(r: &Row<'_>) -> duckdb::Result<AssetRow> {
-    let data: Option<String> = r.get(14)?;
-    Ok(AssetRow {
-        key: r.get(0)?,
-        provider: r.get(1)?,
-        kind: r.get(2)?,
-        native_id: r.get(3)?,
-        name: r.get(4)?,
-        status: r.get(5)?,
-        source: r.get(6)?,
-        first_seen: from_micros(r.get(7)?),
-        last_changed: from_micros(r.get(8)?),
-        last_seen: from_micros(r.get(9)?),
-        deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
-        version: r.get(11)?,
-        contenthash: r.get(12)?,
-        chainhash: r.get(13)?,
-        data: data
-            .and_then(|d| serde_json::from_str(&d).ok())
-            .unwrap_or(serde_json::Value::Null),
-    })
+/// An asset row and the sequence of the event that holds its data (column 14).
+pub(crate) fn asset_row(r: &Row<'_>) -> duckdb::Result<(AssetRow, Option<u64>)> {
+    Ok((
+        AssetRow {
+            key: r.get(0)?,
+            provider: r.get(1)?,
+            kind: r.get(2)?,
+            native_id: r.get(3)?,
+            name: r.get(4)?,
+            status: r.get(5)?,
+            source: r.get(6)?,
+            first_seen: from_micros(r.get(7)?),
+            last_changed: from_micros(r.get(8)?),
+            last_seen: from_micros(r.get(9)?),
+            deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
+            version: r.get(11)?,
+            contenthash: r.get(12)?,
+            chainhash: r.get(13)?,
+            data: serde_json::Value::Null,
+        },
+        r.get(14)?,
+    ))
 }
 
-/// Lists current assets matching `q`, ordered by key.
-pub fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<Vec<AssetRow>, StoreError> {
-    let mut sql = format!(
-        "SELECT {ASSET_COLUMNS} FROM assets a LEFT JOIN sweeps s ON s.source = a.source WHERE 1=1"
-    );
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+/// The `data` of the events with these sequences, by sequence (an index lookup each).
+pub(crate) fn event_data(
+    conn: &Connection,
+    seqs: impl IntoIterator<Item = u64>,
+) -> Result<HashMap<u64, String>, StoreError> {
+    let mut list = String::new();
+    for s in seqs {
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(&s.to_string());
+    }
+    if list.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Literal sequences (integers), so that DuckDB looks them up in the index instead of
+    // scanning `data` for every event.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, data FROM events WHERE seq IN ({list})"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Fills in each row's data from the event that holds it.
+pub(crate) fn attach_data(
+    conn: &Connection,
+    rows: Vec<(AssetRow, Option<u64>)>,
+) -> Result<Vec<AssetRow>, StoreError> {
+    let mut data = event_data(conn, rows.iter().filter_map(|(_, s)| *s))?;
+    Ok(rows
+        .into_iter()
+        .map(|(mut row, seq)| {
+            if let Some(text) = seq.and_then(|s| data.remove(&s)) {
+                row.data = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            }
+            row
+        })
+        .collect())
+}
+
+/// Appends `q`'s filters to a query over rows aliased `alias` whose columns are named as in
+/// `assets` (`asset_key`, `provider`, `kind`, `status`, `name`); `live` is the SQL condition of
+/// an asset that is not deleted.
+pub(crate) fn push_filters(
+    q: &AssetQuery,
+    alias: &str,
+    live: &str,
+    sql: &mut String,
+    args: &mut Vec<Box<dyn ToSql>>,
+) {
     if let Some(p) = &q.provider {
-        sql.push_str(" AND a.provider = ?");
+        sql.push_str(&format!(" AND {alias}.provider = ?"));
         args.push(Box::new(p.clone()));
     }
     if !q.kinds.is_empty() {
-        sql.push_str(" AND a.kind IN (");
+        sql.push_str(&format!(" AND {alias}.kind IN ("));
         for (i, k) in q.kinds.iter().enumerate() {
             sql.push_str(if i == 0 { "?" } else { ", ?" });
             args.push(Box::new(k.clone()));
@@ -151,34 +199,41 @@ pub fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<Vec<AssetRow>, S
         sql.push(')');
     }
     if let Some(s) = &q.status {
-        sql.push_str(" AND a.status = ?");
+        sql.push_str(&format!(" AND {alias}.status = ?"));
         args.push(Box::new(s.clone()));
     }
     if let Some(n) = &q.name_contains {
-        sql.push_str(" AND contains(lower(a.name), lower(?))");
+        sql.push_str(&format!(" AND contains(lower({alias}.name), lower(?))"));
         args.push(Box::new(n.clone()));
     }
     if !q.include_deleted {
-        sql.push_str(" AND a.deleted_at IS NULL");
+        sql.push_str(&format!(" AND {live}"));
     }
     if let Some(after) = &q.after {
-        sql.push_str(" AND a.asset_key > ?");
+        sql.push_str(&format!(" AND {alias}.asset_key > ?"));
         args.push(Box::new(after.clone()));
     }
-    sql.push_str(" ORDER BY a.asset_key LIMIT ?");
+    sql.push_str(&format!(" ORDER BY {alias}.asset_key LIMIT ?"));
     args.push(Box::new(u64::from(q.limit)));
+}
+
+/// Lists current assets matching `q`, ordered by key.
+pub fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<Vec<AssetRow>, StoreError> {
+    let mut sql = format!("SELECT {ASSET_COLUMNS} WHERE 1=1");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    push_filters(q, "a", "a.deleted_at IS NULL", &mut sql, &mut args);
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), asset_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), asset_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_data(conn, rows)
 }
 
 /// One asset by key (deleted ones included).
 pub fn get_asset(conn: &Connection, key: &str) -> Result<Option<AssetRow>, StoreError> {
-    let sql = format!(
-        "SELECT {ASSET_COLUMNS} FROM assets a LEFT JOIN sweeps s ON s.source = a.source \
-         WHERE a.asset_key = ?"
-    );
-    Ok(conn.query_row(&sql, [key], asset_row).optional()?)
+    let sql = format!("SELECT {ASSET_COLUMNS} WHERE a.asset_key = ?");
+    let row = conn.query_row(&sql, [key], asset_row).optional()?;
+    Ok(attach_data(conn, row.into_iter().collect())?.pop())
 }
 
 /// The newest sweep of one collector scope.

@@ -2,6 +2,11 @@
 //! server-side state), decode on the async side, and apply batches on a dedicated writer thread
 //! (DuckDB work never blocks the executor). Nothing is acknowledged: the checkpoint committed with
 //! each batch is the only progress marker, so a crash replays from it with no gap and no duplicate.
+//!
+//! A batch (one transaction) travels to the writer in chunks, which it appends as they come and
+//! commits with the last one: while catching up, batches are large (whole DuckDB row groups,
+//! written once, straight to the file) without being held in memory; once caught up, a batch
+//! waits at most `batch_wait` for company.
 
 use std::time::{Duration, Instant};
 
@@ -15,13 +20,22 @@ use tracing::{debug, error, info, warn};
 use crate::store::{Incoming, Store};
 use crate::ProjectorError;
 
+/// Messages per chunk sent to the writer (a batch is one or more chunks).
+const CHUNK: usize = 1024;
+
 /// Tuning and stop conditions of a run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Most events per transaction.
+    /// Most events per transaction. DuckDB writes the rows of a transaction that fills whole
+    /// row groups (122,880 rows) directly to the database file, which is what makes replays fast;
+    /// a multiple of the row group size avoids partial row groups that later checkpoints rewrite.
+    /// While catching up DuckDB holds up to this many rows in memory (about 1.3 KB each).
     pub batch_max: usize,
-    /// Longest wait to fill a batch once it has one event.
+    /// Longest wait to fill a batch once it has one event, once caught up with the stream.
     pub batch_wait: Duration,
+    /// The same while catching up with the stream's tip at start (throughput over latency:
+    /// nothing is ready before the projector has caught up).
+    pub catchup_batch_wait: Duration,
     /// Stop once this sequence is applied (replays).
     pub stop_at: Option<u64>,
     /// Stop once the stream's tip at start is applied (one-shot `project`).
@@ -33,8 +47,9 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            batch_max: 4096,
+            batch_max: 2 * 122_880,
             batch_wait: Duration::from_millis(20),
+            catchup_batch_wait: Duration::from_secs(10),
             stop_at: None,
             stop_when_caught_up: false,
             tip_refresh: Duration::from_secs(2),
@@ -94,63 +109,168 @@ pub async fn run(
         return Ok(store);
     }
 
-    let (tx, rx) = mpsc::channel::<Vec<Incoming>>(4);
+    let (tx, rx) = mpsc::channel::<Chunk>(8);
+    // Chunks the writer is done with go back to the feed, which frees them: the messages were
+    // allocated there, and freeing on the allocating thread is much cheaper.
+    let (recycle_tx, recycle_rx) = mpsc::unbounded_channel::<Vec<Incoming>>();
     let (done_tx, done_rx) = oneshot::channel();
     let writer_status = status.clone();
     std::thread::Builder::new()
         .name("projector-writer".into())
         .spawn(move || {
-            let _ = done_tx.send(writer(store, rx, writer_status, tip));
+            let _ = done_tx.send(writer(store, rx, recycle_tx, writer_status, tip));
         })
         .map_err(|_| ProjectorError::WriterGone)?;
 
-    let fed = feed(&stream, start, tx, &cancel, &status, &opts, target).await;
+    let mut pending = Pending {
+        tx,
+        recycled: recycle_rx,
+        chunk: Vec::with_capacity(CHUNK),
+        in_batch: 0,
+        deadline: None,
+    };
+    let fed = feed(
+        &stream,
+        start,
+        tip,
+        &mut pending,
+        &cancel,
+        &status,
+        &opts,
+        target,
+    )
+    .await;
+    drop(pending);
     let store = done_rx.await.map_err(|_| ProjectorError::WriterGone)??;
     fed?;
     Ok(store)
 }
 
+/// Consecutive messages of a batch; `commit` ends the batch.
+struct Chunk {
+    messages: Vec<Incoming>,
+    commit: bool,
+}
+
 fn writer(
     mut store: Store,
-    mut rx: mpsc::Receiver<Vec<Incoming>>,
+    mut rx: mpsc::Receiver<Chunk>,
+    recycle: mpsc::UnboundedSender<Vec<Incoming>>,
     status: watch::Sender<Status>,
     tip: u64,
 ) -> Result<Store, ProjectorError> {
-    while let Some(batch) = rx.blocking_recv() {
-        let t0 = Instant::now();
-        match store.apply(&batch) {
-            Ok(out) => {
-                debug!(
-                    events = batch.len(),
-                    last_seq = out.last_seq,
-                    ms = t0.elapsed().as_millis() as u64,
-                    "batch committed"
-                );
-                status.send_modify(|s| {
-                    s.applied_seq = out.last_seq;
-                    s.stream_last_seq = s.stream_last_seq.max(out.last_seq);
-                    s.applied_total += out.applied;
-                    s.rejected_total += out.rejected;
-                    if !s.caught_up && out.last_seq >= tip {
-                        info!(seq = out.last_seq, "projector caught up with the stream");
-                        s.caught_up = true;
-                    }
-                });
+    let fail = |e: crate::StoreError, what: &str| {
+        error!(error = %e, "projector cannot {what} a batch; stopping");
+        status.send_modify(|s| s.failed = Some(e.to_string()));
+        ProjectorError::from(e)
+    };
+    // Catching up, DuckDB runs single-threaded: the writer is its only client, and its worker
+    // threads would only contend with decoding for the CPU.
+    let mut bulk = tip > store.checkpoint();
+    store.set_bulk(bulk).map_err(|e| fail(e, "write"))?;
+    let mut started: Option<Instant> = None;
+    let mut open = true;
+    while open {
+        let chunk = rx.blocking_recv();
+        let commit = match chunk {
+            Some(chunk) => {
+                started.get_or_insert_with(Instant::now);
+                store
+                    .append(&chunk.messages)
+                    .map_err(|e| fail(e, "write"))?;
+                let _ = recycle.send(chunk.messages);
+                chunk.commit
             }
-            Err(e) => {
-                error!(error = %e, "projector cannot commit a batch; stopping");
-                status.send_modify(|s| s.failed = Some(e.to_string()));
-                return Err(e.into());
+            // The feed stopped: what it sent was read in order and may be committed.
+            None => {
+                open = false;
+                true
             }
+        };
+        if !commit || store.pending() == 0 {
+            continue;
         }
+        let events = store.pending();
+        let out = store.commit().map_err(|e| fail(e, "commit"))?;
+        debug!(
+            events,
+            last_seq = out.last_seq,
+            ms = started.take().map_or(0, |t| t.elapsed().as_millis() as u64),
+            "batch committed"
+        );
+        status.send_modify(|s| {
+            s.applied_seq = out.last_seq;
+            s.stream_last_seq = s.stream_last_seq.max(out.last_seq);
+            s.applied_total += out.applied;
+            s.rejected_total += out.rejected;
+            if !s.caught_up && out.last_seq >= tip {
+                info!(seq = out.last_seq, "projector caught up with the stream");
+                s.caught_up = true;
+            }
+        });
+        if bulk && out.last_seq >= tip {
+            bulk = false;
+            store.set_bulk(false).map_err(|e| fail(e, "write"))?;
+        }
+    }
+    if bulk {
+        store.set_bulk(false)?;
     }
     Ok(store)
 }
 
+/// The feed's side of the writer channel and the batch being assembled.
+struct Pending {
+    tx: mpsc::Sender<Chunk>,
+    recycled: mpsc::UnboundedReceiver<Vec<Incoming>>,
+    chunk: Vec<Incoming>,
+    /// Messages of the batch, sent or not.
+    in_batch: usize,
+    /// When the batch must be committed at the latest.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Pending {
+    fn push(&mut self, msg: Incoming, wait: Duration) {
+        self.chunk.push(msg);
+        self.in_batch += 1;
+        if self.deadline.is_none() {
+            self.deadline = Some(tokio::time::Instant::now() + wait);
+        }
+    }
+
+    /// Sends the chunk (ending the batch if `commit`); an error when the writer is gone.
+    async fn send(&mut self, commit: bool) -> Result<(), ProjectorError> {
+        if self.chunk.is_empty() && !(commit && self.in_batch > 0) {
+            return Ok(());
+        }
+        if commit {
+            self.in_batch = 0;
+            self.deadline = None;
+        }
+        // Reuse a chunk the writer is done with (freeing its messages here).
+        let mut next = Vec::new();
+        while let Ok(mut old) = self.recycled.try_recv() {
+            old.clear();
+            next = old;
+        }
+        if next.capacity() == 0 {
+            next.reserve(CHUNK);
+        }
+        let messages = std::mem::replace(&mut self.chunk, next);
+        self.tx
+            .send(Chunk { messages, commit })
+            .await
+            .map_err(|_| ProjectorError::WriterGone)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn feed(
     stream: &JsStream,
     start: u64,
-    tx: mpsc::Sender<Vec<Incoming>>,
+    tip: u64,
+    pending: &mut Pending,
     cancel: &CancellationToken,
     status: &watch::Sender<Status>,
     opts: &RunOptions,
@@ -160,6 +280,7 @@ async fn feed(
     let mut backoff = Duration::from_millis(100);
     let mut tip_timer = tokio::time::interval(opts.tip_refresh);
     tip_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let batch_max = opts.batch_max.max(1);
     'follow: loop {
         let mut messages = match inventory_bus::follow(stream, STREAM_SUBJECTS, sent + 1).await {
             Ok(m) => Box::pin(m),
@@ -173,24 +294,19 @@ async fn feed(
                 continue;
             }
         };
-        let mut batch: Vec<Incoming> = Vec::with_capacity(opts.batch_max);
-        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let flush_at =
-                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let flush_at = pending
+                .deadline
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    if !batch.is_empty() {
-                        let _ = tx.send(std::mem::take(&mut batch)).await;
-                    }
+                    // Whatever was read is committed; the writer ends when the channel closes.
+                    let _ = pending.send(true).await;
                     return Ok(());
                 }
-                _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                    deadline = None;
-                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                        return Err(ProjectorError::WriterGone);
-                    }
+                _ = tokio::time::sleep_until(flush_at), if pending.deadline.is_some() => {
+                    pending.send(true).await?;
                 }
                 next = messages.next() => match next {
                     Some(Ok(msg)) => {
@@ -199,16 +315,13 @@ async fn feed(
                             continue;
                         }
                         sent = msg.seq;
-                        batch.push(Incoming::from(msg));
-                        if deadline.is_none() {
-                            deadline = Some(tokio::time::Instant::now() + opts.batch_wait);
-                        }
+                        let wait = if sent < tip { opts.catchup_batch_wait } else { opts.batch_wait };
+                        pending.push(Incoming::from(msg), wait);
                         let reached = target.is_some_and(|t| sent >= t);
-                        if batch.len() >= opts.batch_max || reached {
-                            deadline = None;
-                            if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                                return Err(ProjectorError::WriterGone);
-                            }
+                        // Reaching the tip at start ends the batch: the projector is then ready.
+                        let commit = pending.in_batch >= batch_max || reached || sent == tip;
+                        if commit || pending.chunk.len() >= CHUNK {
+                            pending.send(commit).await?;
                         }
                         if reached {
                             return Ok(());
@@ -216,9 +329,7 @@ async fn feed(
                     }
                     Some(Err(e)) => {
                         warn!(error = %e, after = sent, "stream read failed; resuming from the last event read");
-                        if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            return Err(ProjectorError::WriterGone);
-                        }
+                        pending.send(true).await?;
                         tokio::select! {
                             _ = cancel.cancelled() => return Ok(()),
                             _ = tokio::time::sleep(backoff) => {}

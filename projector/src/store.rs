@@ -1,6 +1,14 @@
 //! The DuckDB read model (DESIGN §5): `events` (full history), `assets` (current view),
 //! `sweeps` (freshness), `checkpoint` and `rejected`. A batch and the checkpoint are written in one
 //! transaction, so a crash at any point leaves either the whole batch or none of it.
+//!
+//! A batch may be appended in pieces ([`Store::append`]) and committed once ([`Store::commit`]):
+//! the runner streams a large batch into one transaction without holding it in memory, and DuckDB
+//! writes the `events` rows of a transaction that fills whole row groups straight to the database
+//! file (instead of to the WAL and again at the next checkpoint).
+
+mod rows;
+mod sweeps;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,79 +17,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
-use inventory_schemas::{decode, EventData, EventType, InventoryEvent, STREAM_NAME};
+use inventory_schemas::{decode_summary, DataSummary, EventSummary, STREAM_NAME};
 use tracing::{debug, warn};
 
 use crate::fold::{fold, AssetState};
 use crate::StoreError;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq          UBIGINT   NOT NULL,  -- JetStream stream sequence
-    recorded_at  TIMESTAMP NOT NULL,  -- when JetStream stored it (UTC)
-    observed_at  TIMESTAMP NOT NULL,  -- CloudEvents time: when the collector observed it (UTC)
-    type         VARCHAR   NOT NULL,  -- discovered | changed | deleted | sweep
-    asset_key    VARCHAR,             -- <provider>/<kind>/<native id>; NULL for sweeps
-    provider     VARCHAR,
-    kind         VARCHAR,
-    source       VARCHAR   NOT NULL,  -- CloudEvents source
-    subject      VARCHAR   NOT NULL,  -- NATS subject
-    event_id     VARCHAR   NOT NULL,  -- CloudEvents id
-    contenthash  VARCHAR,
-    prevseq      UBIGINT,
-    chainhash    VARCHAR,
-    data         JSON      NOT NULL
-);
-CREATE TABLE IF NOT EXISTS assets (
-    asset_key    VARCHAR   NOT NULL,
-    provider     VARCHAR   NOT NULL,
-    kind         VARCHAR   NOT NULL,
-    native_id    VARCHAR   NOT NULL,
-    name         VARCHAR   NOT NULL,
-    status       VARCHAR   NOT NULL,
-    source       VARCHAR   NOT NULL,
-    first_seen   TIMESTAMP NOT NULL,
-    last_changed TIMESTAMP NOT NULL,
-    last_seen    TIMESTAMP NOT NULL,
-    deleted_at   TIMESTAMP,
-    version      UBIGINT   NOT NULL,  -- stream sequence of the newest event
-    contenthash  VARCHAR   NOT NULL,
-    chainhash    VARCHAR   NOT NULL,
-    data         JSON                 -- last known state (kept after deletion)
-);
-CREATE TABLE IF NOT EXISTS sweeps (
-    source       VARCHAR   NOT NULL,  -- collector scope, e.g. /collectors/aws/o-abc
-    collector    VARCHAR   NOT NULL,
-    provider     VARCHAR   NOT NULL,
-    scope        VARCHAR   NOT NULL,
-    status       VARCHAR   NOT NULL,  -- ok | partial | failed
-    seq          UBIGINT   NOT NULL,
-    started_at   TIMESTAMP NOT NULL,
-    finished_at  TIMESTAMP NOT NULL,
-    duration_ms  UBIGINT   NOT NULL,
-    seen         UBIGINT   NOT NULL,
-    discovered   UBIGINT   NOT NULL,
-    changed      UBIGINT   NOT NULL,
-    deleted      UBIGINT   NOT NULL,
-    unchanged    UBIGINT   NOT NULL,
-    withheld     UBIGINT   NOT NULL,
-    error        VARCHAR,
-    last_ok_at   TIMESTAMP,           -- newest sweep of this scope with status ok
-    runs         UBIGINT   NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoint (stream VARCHAR NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMP NOT NULL);
-CREATE TABLE IF NOT EXISTS rejected (
-    seq          UBIGINT   NOT NULL,
-    recorded_at  TIMESTAMP NOT NULL,
-    subject      VARCHAR   NOT NULL,
-    reason       VARCHAR   NOT NULL,
-    payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
-);
-CREATE TEMP TABLE IF NOT EXISTS assets_stage AS SELECT * FROM assets LIMIT 0;
-"#;
+const SCHEMA: &str = include_str!("store/schema.sql");
 
 /// A message from the stream with its decode result (decoding may happen off the writer thread).
 #[derive(Debug, Clone)]
@@ -90,7 +34,7 @@ pub struct Incoming {
     pub subject: String,
     pub recorded_at: DateTime<Utc>,
     pub payload: Bytes,
-    pub decoded: Result<InventoryEvent, String>,
+    pub decoded: Result<EventSummary, String>,
 }
 
 impl Incoming {
@@ -101,7 +45,7 @@ impl Incoming {
         recorded_at: DateTime<Utc>,
         payload: Bytes,
     ) -> Incoming {
-        let decoded = decode(&payload).map_err(|e| e.to_string());
+        let decoded = decode_summary(&payload).map_err(|e| e.to_string());
         Incoming {
             seq,
             subject,
@@ -131,12 +75,22 @@ pub struct BatchOutcome {
     pub last_seq: u64,
 }
 
+/// The transaction in progress: what it did so far and the asset states it changed.
+struct OpenBatch {
+    outcome: BatchOutcome,
+    /// New states by key, folded over the batch so far.
+    staged: HashMap<String, AssetState>,
+    /// `(seq, next_seq)`: events of the transaction's assets superseded by a newer one.
+    superseded: Vec<(u64, u64)>,
+}
+
 /// The writer side of the read model. One per database file (DuckDB allows one writing process).
 pub struct Store {
     conn: Connection,
     checkpoint: u64,
-    /// Current state of every asset (without `data`), so a batch folds without reading back.
+    /// Current state of every asset (committed), so a batch folds without reading back.
     states: HashMap<String, AssetState>,
+    open: Option<OpenBatch>,
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
@@ -221,10 +175,11 @@ impl Store {
             conn,
             checkpoint,
             states,
+            open: None,
         })
     }
 
-    /// The last stream sequence applied.
+    /// The last stream sequence committed.
     pub fn checkpoint(&self) -> u64 {
         self.checkpoint
     }
@@ -234,21 +189,70 @@ impl Store {
         Ok(self.conn.try_clone()?)
     }
 
+    /// Tunes DuckDB for a bulk load (`true`: one thread, as the writer is the only client and more
+    /// threads only contend for the CPU) or back to its defaults (readers share the database).
+    pub fn set_bulk(&mut self, on: bool) -> Result<(), StoreError> {
+        self.conn.execute_batch(if on {
+            "SET threads = 1"
+        } else {
+            "RESET threads"
+        })?;
+        Ok(())
+    }
+
     /// Applies a batch (in stream order) and advances the checkpoint in one transaction.
     /// Messages at or below the checkpoint are skipped; undecodable ones go to `rejected`.
     pub fn apply(&mut self, batch: &[Incoming]) -> Result<BatchOutcome, StoreError> {
-        let mut outcome = BatchOutcome {
-            last_seq: self.checkpoint,
-            ..BatchOutcome::default()
-        };
-        // New states by key, with the data document to store (None: keep the stored one).
-        let mut staged: HashMap<String, (AssetState, Option<String>)> = HashMap::new();
-        let mut sweeps: Vec<(u64, &InventoryEvent)> = Vec::new();
+        self.append(batch)?;
+        self.commit()
+    }
 
-        let tx = self.conn.transaction()?;
+    /// Messages appended to the transaction in progress (0: none open).
+    pub fn pending(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| {
+            o.outcome.applied + o.outcome.rejected + o.outcome.skipped
+        })
+    }
+
+    /// Appends messages (in stream order) to the transaction in progress, opening one if needed.
+    /// Nothing is visible to readers, nor durable, before [`Store::commit`]. On an error the
+    /// transaction is rolled back: the store is back at its last commit.
+    pub fn append(&mut self, batch: &[Incoming]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.open.is_none() {
+            self.conn.execute_batch("BEGIN TRANSACTION")?;
+            self.open = Some(OpenBatch {
+                outcome: BatchOutcome {
+                    last_seq: self.checkpoint,
+                    ..BatchOutcome::default()
+                },
+                staged: HashMap::new(),
+                superseded: Vec::new(),
+            });
+        }
+        let result = self.append_open(batch);
+        if result.is_err() {
+            self.rollback();
+        }
+        result
+    }
+
+    fn append_open(&mut self, batch: &[Incoming]) -> Result<(), StoreError> {
+        let Self {
+            conn, states, open, ..
+        } = self;
+        let Some(open) = open.as_mut() else {
+            return Ok(());
+        };
+        let outcome = &mut open.outcome;
+        let staged = &mut open.staged;
+        let superseded = &mut open.superseded;
+        let mut sweeps: Vec<(u64, &EventSummary)> = Vec::new();
+        let mut rows = rows::EventColumns::new();
         {
-            let mut events = tx.appender("events")?;
-            let mut rejected = tx.appender("rejected")?;
+            let mut rejected = conn.appender("rejected")?;
             for inc in batch {
                 if inc.seq <= outcome.last_seq {
                     outcome.skipped += 1;
@@ -264,30 +268,23 @@ impl Store {
                     }
                 };
                 let (key, provider, kind) = match &ev.data {
-                    EventData::Asset(a) => (
-                        ev.subject.clone(),
-                        Some(a.provider.as_str()),
-                        Some(a.kind.as_str()),
+                    DataSummary::Asset { provider, kind, .. }
+                    | DataSummary::Tombstone { provider, kind, .. } => (
+                        ev.subject.as_deref(),
+                        Some(provider.as_str()),
+                        Some(kind.as_str()),
                     ),
-                    EventData::Tombstone(t) => (
-                        ev.subject.clone(),
-                        Some(t.provider.as_str()),
-                        Some(t.kind.as_str()),
-                    ),
-                    EventData::Sweep(s) => (None, Some(s.provider.as_str()), None),
+                    DataSummary::Sweep(s) => (None, Some(s.provider.as_str()), None),
                 };
-                let data = ev.data_json.to_string();
-                if let Some(key) = &key {
-                    let prev = staged
-                        .get(key)
-                        .map(|(s, _)| s)
-                        .or_else(|| self.states.get(key));
+                let mut folded = None;
+                if let Some(key) = key {
+                    let prev = staged.get(key).or_else(|| states.get(key));
                     match fold(prev, inc.seq, ev) {
                         Ok(state) => {
-                            let doc = (ev.ty != EventType::Deleted).then(|| data.clone());
-                            // A tombstone keeps the data staged earlier in this batch, if any.
-                            let doc = doc.or_else(|| staged.get(key).and_then(|(_, d)| d.clone()));
-                            staged.insert(key.clone(), (state, doc));
+                            if let Some(p) = prev {
+                                superseded.push((p.version, inc.seq));
+                            }
+                            folded = Some(state);
                         }
                         Err(e) => {
                             reject(&mut rejected, inc, &e.to_string())?;
@@ -298,73 +295,62 @@ impl Store {
                 } else {
                     sweeps.push((inc.seq, ev));
                 }
-                events.append_row(params![
-                    inc.seq,
-                    ts(inc.recorded_at),
-                    ts(ev.time),
-                    ev.ty.short(),
-                    key,
+                rows.push(rows::EventRow {
+                    seq: inc.seq,
+                    recorded_at: inc.recorded_at,
+                    observed_at: ev.time,
+                    ty: ev.ty.short(),
+                    asset_key: key,
                     provider,
                     kind,
-                    ev.source,
-                    inc.subject,
-                    ev.id,
-                    ev.contenthash,
-                    ev.prevseq,
-                    ev.chainhash,
-                    data,
-                ])?;
+                    source: &ev.source,
+                    subject: &inc.subject,
+                    event_id: &ev.id,
+                    contenthash: ev.contenthash.as_deref(),
+                    prevseq: ev.prevseq,
+                    chainhash: ev.chainhash.as_deref(),
+                    data: ev.data_text(&inc.payload),
+                    state: folded.as_ref(),
+                });
+                if let Some(state) = folded {
+                    staged.insert(state.key.clone(), state);
+                }
                 outcome.applied += 1;
             }
-            events.flush()?;
             rejected.flush()?;
         }
-        if !staged.is_empty() {
-            {
-                let mut stage = tx.appender("assets_stage")?;
-                for (s, data) in staged.values() {
-                    stage.append_row(params![
-                        s.key,
-                        s.provider,
-                        s.kind,
-                        s.native_id,
-                        s.name,
-                        s.status,
-                        s.source,
-                        ts(s.first_seen),
-                        ts(s.last_changed),
-                        ts(s.last_seen),
-                        s.deleted_at.map(ts),
-                        s.version,
-                        s.contenthash,
-                        s.chainhash,
-                        data,
-                    ])?;
-                }
-                stage.flush()?;
-            }
-            tx.execute_batch(
-                "UPDATE assets_stage SET data = a.data FROM assets a \
-                   WHERE assets_stage.data IS NULL AND a.asset_key = assets_stage.asset_key;
-                 DELETE FROM assets WHERE asset_key IN (SELECT asset_key FROM assets_stage);
-                 INSERT INTO assets SELECT * FROM assets_stage;
-                 DELETE FROM assets_stage;",
-            )?;
+        if let Some(batch) = rows.finish()? {
+            let mut events = conn.appender("events")?;
+            events.append_record_batch(batch)?;
+            events.flush()?;
         }
         for (seq, ev) in sweeps {
-            if let EventData::Sweep(s) = &ev.data {
-                upsert_sweep(&tx, seq, &ev.source, s)?;
+            if let DataSummary::Sweep(s) = &ev.data {
+                sweeps::upsert_sweep(conn, seq, &ev.source, s)?;
             }
         }
-        tx.execute(
-            "UPDATE checkpoint SET last_seq = ?, updated_at = ? WHERE stream = ?",
-            params![outcome.last_seq, ts(Utc::now()), STREAM_NAME],
-        )?;
-        tx.commit()?;
-        self.checkpoint = outcome.last_seq;
-        for (key, (state, _)) in staged {
-            self.states.insert(key, state);
+        Ok(())
+    }
+
+    /// Commits the transaction in progress with the checkpoint, and returns what it did (all
+    /// zero, with the current checkpoint, when none is open).
+    pub fn commit(&mut self) -> Result<BatchOutcome, StoreError> {
+        let Some(open) = self.open.take() else {
+            return Ok(BatchOutcome {
+                last_seq: self.checkpoint,
+                ..BatchOutcome::default()
+            });
+        };
+        match self.commit_open(&open) {
+            Ok(()) => {}
+            Err(e) => {
+                self.rollback();
+                return Err(e);
+            }
         }
+        let outcome = open.outcome;
+        self.checkpoint = outcome.last_seq;
+        self.states.extend(open.staged);
         if outcome.rejected > 0 {
             warn!(
                 rejected = outcome.rejected,
@@ -373,6 +359,58 @@ impl Store {
             );
         }
         Ok(outcome)
+    }
+
+    fn commit_open(&self, open: &OpenBatch) -> Result<(), StoreError> {
+        if !open.staged.is_empty() {
+            let replaced = open.staged.keys().any(|k| self.states.contains_key(k));
+            {
+                let mut stage = self.conn.appender("assets_stage")?;
+                stage.append_record_batch(rows::asset_rows(open.staged.values())?)?;
+                stage.flush()?;
+            }
+            if replaced {
+                self.conn.execute_batch(
+                    "DELETE FROM assets WHERE asset_key IN (SELECT asset_key FROM assets_stage)",
+                )?;
+            }
+            self.conn.execute_batch(
+                "INSERT INTO assets SELECT * FROM assets_stage; DELETE FROM assets_stage;",
+            )?;
+        }
+        if !open.superseded.is_empty() {
+            {
+                let mut stage = self.conn.appender("superseded_stage")?;
+                stage.append_record_batch(rows::superseded_rows(&open.superseded)?)?;
+                stage.flush()?;
+            }
+            self.conn.execute_batch(
+                "UPDATE events SET next_seq = s.next_seq FROM superseded_stage s \
+                 WHERE events.seq = s.seq; DELETE FROM superseded_stage;",
+            )?;
+        }
+        self.conn.execute(
+            "UPDATE checkpoint SET last_seq = ?, updated_at = ? WHERE stream = ?",
+            params![open.outcome.last_seq, ts(Utc::now()), STREAM_NAME],
+        )?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Abandons the transaction in progress, if any.
+    pub fn rollback(&mut self) {
+        if self.open.take().is_some() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                warn!(error = %e, "rollback failed");
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // An uncommitted transaction is abandoned, never half-applied.
+        self.rollback();
     }
 }
 
@@ -392,57 +430,11 @@ fn reject(
     Ok(())
 }
 
-fn upsert_sweep(
-    tx: &duckdb::Transaction<'_>,
-    seq: u64,
-    source: &str,
-    s: &inventory_schemas::SweepCompleted,
-) -> Result<(), StoreError> {
-    let prev: Option<(Option<i64>, u64)> = tx
-        .query_row(
-            "SELECT epoch_us(last_ok_at), runs FROM sweeps WHERE source = ?",
-            [source],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (prev_ok, runs) = prev.unwrap_or((None, 0));
-    let last_ok = if s.status == inventory_schemas::SweepStatus::Ok {
-        Some(ts(s.finished_at))
-    } else {
-        prev_ok.map(|us| ts(from_micros(us)))
-    };
-    tx.execute("DELETE FROM sweeps WHERE source = ?", [source])?;
-    tx.execute(
-        "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            source,
-            s.collector,
-            s.provider,
-            s.scope,
-            s.status.as_str(),
-            seq,
-            ts(s.started_at),
-            ts(s.finished_at),
-            s.duration_ms,
-            s.counts.seen,
-            s.counts.discovered,
-            s.counts.changed,
-            s.counts.deleted,
-            s.counts.unchanged,
-            s.counts.deletions_withheld,
-            s.error,
-            last_ok,
-            runs + 1,
-        ],
-    )?;
-    Ok(())
-}
-
 fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT asset_key, provider, kind, native_id, name, status, source, epoch_us(first_seen), \
          epoch_us(last_changed), epoch_us(last_seen), epoch_us(deleted_at), version, contenthash, \
-         chainhash FROM assets",
+         chainhash, data_seq FROM assets",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(AssetState {
@@ -458,6 +450,7 @@ fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState>, StoreEr
             last_seen: from_micros(r.get(9)?),
             deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
             version: r.get(11)?,
+            data_seq: r.get(14)?,
             contenthash: r.get(12)?,
             chainhash: r.get(13)?,
         })
@@ -468,4 +461,129 @@ fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState>, StoreEr
         out.insert(s.key.clone(), s);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+    use inventory_schemas::{
+        encode_asset, encode_tombstone, Asset, AssetStatus, ChainLink, EventType, Provenance,
+        Tombstone,
+    };
+
+    fn asset(id: &str, name: &str) -> Asset {
+        Asset {
+            id: id.into(),
+            provider: "aws".into(),
+            kind: "account".into(),
+            name: name.into(),
+            status: AssetStatus::Active,
+            org_path: vec![],
+            region_residency: vec![],
+            url: None,
+            auth_mode: None,
+            labels: Default::default(),
+            raw: serde_json::json!({"n": name}),
+            provenance: Provenance::default(),
+        }
+    }
+
+    fn incoming(seq: u64, payload: Vec<u8>) -> Incoming {
+        let at = Utc.timestamp_opt(1_700_000_000 + seq as i64, 0).unwrap();
+        Incoming::decode(
+            seq,
+            "inventory.asset.aws.account.x".into(),
+            at,
+            payload.into(),
+        )
+    }
+
+    fn upsert(seq: u64, id: &str, name: &str) -> Incoming {
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let ev = encode_asset(
+            EventType::Changed,
+            &asset(id, name),
+            "/t",
+            at,
+            &ChainLink::default(),
+        );
+        incoming(seq, ev.unwrap().payload)
+    }
+
+    fn tombstone(seq: u64, id: &str) -> Incoming {
+        let t = Tombstone {
+            id: id.into(),
+            provider: "aws".into(),
+            kind: "account".into(),
+            name: "x".into(),
+            reason: "gone".into(),
+            last_contenthash: String::new(),
+            provenance: Provenance::default(),
+        };
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        incoming(
+            seq,
+            encode_tombstone(&t, "/t", at, &ChainLink::default())
+                .unwrap()
+                .payload,
+        )
+    }
+
+    fn data_of(store: &Store, key: &str) -> serde_json::Value {
+        let conn = store.connection().unwrap();
+        crate::read::get_asset(&conn, key).unwrap().unwrap().data
+    }
+
+    #[test]
+    fn a_batch_appended_in_pieces_commits_once_and_a_rollback_leaves_nothing() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .append(&[upsert(1, "1", "a"), upsert(2, "2", "b")])
+            .unwrap();
+        store
+            .append(&[upsert(3, "1", "a2"), incoming(4, b"garbage".to_vec())])
+            .unwrap();
+        assert_eq!((store.pending(), store.checkpoint()), (4, 0));
+        let out = store.commit().unwrap();
+        assert_eq!((out.applied, out.rejected, out.last_seq), (3, 1, 4));
+        assert_eq!(store.checkpoint(), 4);
+        assert_eq!(data_of(&store, "aws/account/1")["name"], "a2");
+
+        // Not committed: gone on rollback, in DuckDB and in the folded states.
+        store
+            .append(&[upsert(5, "1", "lost"), upsert(6, "3", "c")])
+            .unwrap();
+        store.rollback();
+        assert_eq!((store.pending(), store.checkpoint()), (0, 4));
+        let out = store.apply(&[upsert(5, "1", "kept")]).unwrap();
+        assert_eq!(out.last_seq, 5);
+        assert_eq!(data_of(&store, "aws/account/1")["name"], "kept");
+        let conn = store.connection().unwrap();
+        assert!(crate::read::get_asset(&conn, "aws/account/3")
+            .unwrap()
+            .is_none());
+        let events: u64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 4);
+    }
+
+    #[test]
+    fn a_tombstone_keeps_the_last_known_data_within_and_across_batches() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .apply(&[upsert(1, "1", "a"), tombstone(2, "1"), tombstone(3, "9")])
+            .unwrap();
+        store.apply(&[upsert(4, "2", "b")]).unwrap();
+        store.apply(&[tombstone(5, "2")]).unwrap();
+        assert_eq!(data_of(&store, "aws/account/1")["name"], "a");
+        assert_eq!(data_of(&store, "aws/account/2")["name"], "b");
+        assert_eq!(data_of(&store, "aws/account/9"), serde_json::Value::Null);
+        // States survive a reopen (data_seq is stored).
+        let conn = store.connection().unwrap();
+        let reopened = Store::init(conn).unwrap();
+        assert_eq!(reopened.states["aws/account/2"].data_seq, Some(4));
+    }
 }

@@ -176,8 +176,8 @@ pub async fn read_last(
                 seq,
                 chainhash,
                 contenthash,
+                data: serde_json::from_str(ev.data_raw.get()).unwrap_or_default(),
                 source: ev.source,
-                data: ev.data_json,
             },
             (_, _, chainhash) => LastEvent::Other {
                 seq,

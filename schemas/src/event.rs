@@ -4,9 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use cloudevents::event::{Data, ExtensionValue};
-use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
-use serde::Deserialize;
+use cloudevents::event::ExtensionValue;
+use cloudevents::{EventBuilder, EventBuilderV10};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::asset::{Asset, SweepCompleted, Tombstone};
@@ -15,6 +15,8 @@ use crate::hash::{
 };
 use crate::key::{sweep_subject, AssetKey};
 use crate::SchemaError;
+
+pub use crate::envelope::decode;
 
 /// `Content-Type` of every message on the stream (NATS binding, structured mode).
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -98,7 +100,7 @@ pub enum EventData {
 }
 
 /// A decoded and validated inventory event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct InventoryEvent {
     pub id: String,
     pub ty: EventType,
@@ -112,11 +114,33 @@ pub struct InventoryEvent {
     pub chainhash: Option<String>,
     pub traceparent: Option<String>,
     pub data: EventData,
-    /// The `data` member exactly as received.
-    pub data_json: Value,
+    /// The `data` member exactly as received (a JSON object).
+    pub data_raw: Box<RawValue>,
+}
+
+impl PartialEq for InventoryEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.ty == other.ty
+            && self.source == other.source
+            && self.subject == other.subject
+            && self.time == other.time
+            && self.contenthash == other.contenthash
+            && self.prevseq == other.prevseq
+            && self.chainhash == other.chainhash
+            && self.traceparent == other.traceparent
+            && self.data == other.data
+            && self.data_raw.get() == other.data_raw.get()
+    }
 }
 
 impl InventoryEvent {
+    /// The `data` member as a JSON value (parsed from [`InventoryEvent::data_raw`]).
+    pub fn data_json(&self) -> Value {
+        // `data_raw` was parsed when the event was decoded, so this cannot fail.
+        serde_json::from_str(self.data_raw.get()).unwrap_or(Value::Null)
+    }
+
     /// The asset key of an asset event.
     pub fn asset_key(&self) -> Option<&str> {
         match self.data {
@@ -293,121 +317,6 @@ pub fn encode_sweep(sweep: &SweepCompleted, source: &str) -> Result<OutgoingEven
     })
 }
 
-fn ext_string(event: &Event, name: &'static str) -> Result<Option<String>, SchemaError> {
-    match event.extension(name) {
-        None => Ok(None),
-        Some(ExtensionValue::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(SchemaError::BadExtension {
-            name,
-            reason: format!("expected a string, got {other}"),
-        }),
-    }
-}
-
-fn ext_u64(event: &Event, name: &'static str) -> Result<Option<u64>, SchemaError> {
-    match event.extension(name) {
-        None => Ok(None),
-        Some(ExtensionValue::Integer(i)) => {
-            u64::try_from(*i)
-                .map(Some)
-                .map_err(|_| SchemaError::BadExtension {
-                    name,
-                    reason: format!("negative value {i}"),
-                })
-        }
-        // Integers may arrive as strings from bindings that only carry strings.
-        Some(ExtensionValue::String(s)) => {
-            s.parse::<u64>()
-                .map(Some)
-                .map_err(|_| SchemaError::BadExtension {
-                    name,
-                    reason: format!("not an unsigned integer: {s:?}"),
-                })
-        }
-        Some(other) => Err(SchemaError::BadExtension {
-            name,
-            reason: format!("expected an integer, got {other}"),
-        }),
-    }
-}
-
-fn require<T>(value: Option<T>, name: &'static str) -> Result<T, SchemaError> {
-    value.ok_or(SchemaError::MissingAttribute(name))
-}
-
-fn typed<'a, T: Deserialize<'a>>(ty: EventType, data: &'a Value) -> Result<T, SchemaError> {
-    T::deserialize(data).map_err(|e| SchemaError::InvalidData {
-        ty: ty.short(),
-        reason: e.to_string(),
-    })
-}
-
-/// Decodes and validates a structured-mode CloudEvent of one of our types.
-///
-/// Checks: CloudEvents 1.0 envelope, known `type`, `time` present, `data` a JSON object of the
-/// type's schema, and for asset events the `subject` equal to the data's key and the
-/// `contenthash`/`prevseq`/`chainhash` extensions present and well-formed.
-pub fn decode(payload: &[u8]) -> Result<InventoryEvent, SchemaError> {
-    let mut event: Event =
-        serde_json::from_slice(payload).map_err(|e| SchemaError::NotCloudEvent(e.to_string()))?;
-    let ty: EventType = event.ty().parse()?;
-    let time = *require(event.time(), "time")?;
-    let contenthash = ext_string(&event, "contenthash")?;
-    let chainhash = ext_string(&event, "chainhash")?;
-    let traceparent = ext_string(&event, "traceparent")?;
-    let prevseq = ext_u64(&event, "prevseq")?;
-    let id = event.id().to_owned();
-    let source = event.source().to_string();
-    let subject = event.subject().map(str::to_owned);
-    let (_, _, data) = event.take_data();
-    let data_json = match require(data, "data")? {
-        Data::Json(v) => v,
-        Data::String(s) => serde_json::from_str(&s).map_err(|e| SchemaError::InvalidData {
-            ty: ty.short(),
-            reason: format!("data is not JSON: {e}"),
-        })?,
-        Data::Binary(b) => serde_json::from_slice(&b).map_err(|e| SchemaError::InvalidData {
-            ty: ty.short(),
-            reason: format!("data is not JSON: {e}"),
-        })?,
-    };
-    let data = match ty {
-        EventType::Discovered | EventType::Changed => EventData::Asset(typed(ty, &data_json)?),
-        EventType::Deleted => EventData::Tombstone(typed(ty, &data_json)?),
-        EventType::SweepCompleted => EventData::Sweep(typed(ty, &data_json)?),
-    };
-    if ty.is_asset() {
-        let key = match &data {
-            EventData::Asset(a) => a.key()?,
-            EventData::Tombstone(t) => t.key()?,
-            EventData::Sweep(_) => unreachable!("asset types only"),
-        };
-        let subject = require(subject.as_deref(), "subject")?;
-        if subject != key.to_string() {
-            return Err(SchemaError::SubjectMismatch {
-                subject: subject.to_owned(),
-                key: key.to_string(),
-            });
-        }
-        require(contenthash.as_ref(), "contenthash")?;
-        require(chainhash.as_ref(), "chainhash")?;
-        require(prevseq, "prevseq")?;
-    }
-    Ok(InventoryEvent {
-        id,
-        ty,
-        source,
-        subject,
-        time,
-        contenthash,
-        prevseq,
-        chainhash,
-        traceparent,
-        data,
-        data_json,
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -454,7 +363,7 @@ pub(crate) mod tests {
         assert_eq!(ev.contenthash.as_deref(), out.contenthash.as_deref());
         assert_eq!(
             ev.contenthash.as_deref(),
-            Some(data_content_hash(&ev.data_json).as_str())
+            Some(data_content_hash(&ev.data_json()).as_str())
         );
         assert_eq!(
             ev.chainhash.unwrap(),

@@ -43,9 +43,7 @@ impl AssetKey {
             kind: kind.into(),
             native_id: native_id.into(),
         };
-        validate_word("provider", &key.provider)?;
-        validate_word("kind", &key.kind)?;
-        validate_native_id(&key.native_id)?;
+        validate_key(&key.provider, &key.kind, &key.native_id)?;
         Ok(key)
     }
 
@@ -121,6 +119,13 @@ pub fn subject_token(native_id: &str) -> String {
         let digest = Sha256::digest(native_id.as_bytes());
         format!("{HASHED_TOKEN_PREFIX}{}", &hex::encode(digest)[..40])
     }
+}
+
+/// Checks the three parts of an asset key (what [`AssetKey::new`] checks, without building it).
+pub fn validate_key(provider: &str, kind: &str, native_id: &str) -> Result<(), SchemaError> {
+    validate_word("provider", provider)?;
+    validate_word("kind", kind)?;
+    validate_native_id(native_id)
 }
 
 /// Checks a provider or kind word: 1–64 of `[a-z0-9_-]`.

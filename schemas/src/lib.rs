@@ -5,19 +5,23 @@
 //! This crate does no IO.
 
 pub mod asset;
+mod envelope;
 pub mod event;
 pub mod hash;
 pub mod json_schema;
 pub mod key;
+mod summary;
 
 pub use asset::{
     Asset, AssetStatus, Provenance, SweepCompleted, SweepCounts, SweepStatus, Tombstone,
 };
+pub use envelope::decode_summary;
 pub use event::{
     decode, encode_asset, encode_sweep, encode_tombstone, ChainLink, EventData, EventType,
     InventoryEvent, OutgoingEvent, CONTENT_TYPE,
 };
 pub use key::{asset_filter, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS};
+pub use summary::{DataSummary, EventSummary};
 
 /// Errors of the contract: invalid keys, malformed events.
 #[derive(Debug, thiserror::Error)]

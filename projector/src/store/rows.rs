@@ -1,0 +1,274 @@
+//! Column-wise builders for the rows the store appends: a chunk of `events` rows, or the staged
+//! `assets` rows of a batch, handed to DuckDB's appender as one Arrow record batch (much cheaper
+//! than binding every value of every row through the row appender).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use duckdb::arrow::array::{
+    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::fold::AssetState;
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
+}
+
+fn schema(columns: &[(&str, DataType, bool)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, ty, nullable)| Field::new(*name, ty.clone(), *nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One row of `events`, borrowed from the decoded event.
+pub(super) struct EventRow<'a> {
+    pub seq: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub observed_at: DateTime<Utc>,
+    pub ty: &'a str,
+    pub asset_key: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub source: &'a str,
+    pub subject: &'a str,
+    pub event_id: &'a str,
+    pub contenthash: Option<&'a str>,
+    pub prevseq: Option<u64>,
+    pub chainhash: Option<&'a str>,
+    pub data: &'a str,
+    /// The asset's state after the event (asset events).
+    pub state: Option<&'a AssetState>,
+}
+
+/// The `events` columns of a chunk, in table order.
+pub(super) struct EventColumns {
+    seq: UInt64Builder,
+    recorded_at: TimestampMicrosecondBuilder,
+    observed_at: TimestampMicrosecondBuilder,
+    ty: StringBuilder,
+    asset_key: StringBuilder,
+    provider: StringBuilder,
+    kind: StringBuilder,
+    source: StringBuilder,
+    subject: StringBuilder,
+    event_id: StringBuilder,
+    contenthash: StringBuilder,
+    prevseq: UInt64Builder,
+    chainhash: StringBuilder,
+    data: StringBuilder,
+    name: StringBuilder,
+    status: StringBuilder,
+    first_seen: TimestampMicrosecondBuilder,
+    last_changed: TimestampMicrosecondBuilder,
+    data_seq: UInt64Builder,
+    next_seq: UInt64Builder,
+}
+
+impl EventColumns {
+    pub fn new() -> Self {
+        Self {
+            seq: UInt64Builder::new(),
+            recorded_at: TimestampMicrosecondBuilder::new(),
+            observed_at: TimestampMicrosecondBuilder::new(),
+            ty: StringBuilder::new(),
+            asset_key: StringBuilder::new(),
+            provider: StringBuilder::new(),
+            kind: StringBuilder::new(),
+            source: StringBuilder::new(),
+            subject: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            contenthash: StringBuilder::new(),
+            prevseq: UInt64Builder::new(),
+            chainhash: StringBuilder::new(),
+            data: StringBuilder::new(),
+            name: StringBuilder::new(),
+            status: StringBuilder::new(),
+            first_seen: TimestampMicrosecondBuilder::new(),
+            last_changed: TimestampMicrosecondBuilder::new(),
+            data_seq: UInt64Builder::new(),
+            next_seq: UInt64Builder::new(),
+        }
+    }
+
+    pub fn push(&mut self, r: EventRow<'_>) {
+        self.seq.append_value(r.seq);
+        self.recorded_at.append_value(micros(r.recorded_at));
+        self.observed_at.append_value(micros(r.observed_at));
+        self.ty.append_value(r.ty);
+        self.asset_key.append_option(r.asset_key);
+        self.provider.append_option(r.provider);
+        self.kind.append_option(r.kind);
+        self.source.append_value(r.source);
+        self.subject.append_value(r.subject);
+        self.event_id.append_value(r.event_id);
+        self.contenthash.append_option(r.contenthash);
+        self.prevseq.append_option(r.prevseq);
+        self.chainhash.append_option(r.chainhash);
+        self.data.append_value(r.data);
+        self.name.append_option(r.state.map(|s| s.name.as_str()));
+        self.status
+            .append_option(r.state.map(|s| s.status.as_str()));
+        self.first_seen
+            .append_option(r.state.map(|s| micros(s.first_seen)));
+        self.last_changed
+            .append_option(r.state.map(|s| micros(s.last_changed)));
+        self.data_seq
+            .append_option(r.state.and_then(|s| s.data_seq));
+        // Set when a later event of the asset arrives (see `Store::commit`).
+        self.next_seq.append_null();
+    }
+
+    /// The rows pushed since the last call, as a record batch (`None`: no rows).
+    pub fn finish(&mut self) -> Result<Option<RecordBatch>, duckdb::arrow::error::ArrowError> {
+        if self.seq.len() == 0 {
+            return Ok(None);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.seq.finish()),
+            Arc::new(self.recorded_at.finish()),
+            Arc::new(self.observed_at.finish()),
+            Arc::new(self.ty.finish()),
+            Arc::new(self.asset_key.finish()),
+            Arc::new(self.provider.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.subject.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.contenthash.finish()),
+            Arc::new(self.prevseq.finish()),
+            Arc::new(self.chainhash.finish()),
+            Arc::new(self.data.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.first_seen.finish()),
+            Arc::new(self.last_changed.finish()),
+            Arc::new(self.data_seq.finish()),
+            Arc::new(self.next_seq.finish()),
+        ];
+        let schema = schema(&[
+            ("seq", DataType::UInt64, false),
+            ("recorded_at", timestamp(), false),
+            ("observed_at", timestamp(), false),
+            ("type", DataType::Utf8, false),
+            ("asset_key", DataType::Utf8, true),
+            ("provider", DataType::Utf8, true),
+            ("kind", DataType::Utf8, true),
+            ("source", DataType::Utf8, false),
+            ("subject", DataType::Utf8, false),
+            ("event_id", DataType::Utf8, false),
+            ("contenthash", DataType::Utf8, true),
+            ("prevseq", DataType::UInt64, true),
+            ("chainhash", DataType::Utf8, true),
+            ("data", DataType::Utf8, false),
+            ("name", DataType::Utf8, true),
+            ("status", DataType::Utf8, true),
+            ("first_seen", timestamp(), true),
+            ("last_changed", timestamp(), true),
+            ("data_seq", DataType::UInt64, true),
+            ("next_seq", DataType::UInt64, true),
+        ]);
+        RecordBatch::try_new(schema, columns).map(Some)
+    }
+}
+
+/// The `assets` rows of a batch, in table order.
+pub(super) fn asset_rows<'a>(
+    states: impl ExactSizeIterator<Item = &'a AssetState>,
+) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
+    let n = states.len();
+    let mut key = StringBuilder::with_capacity(n, n * 32);
+    let mut provider = StringBuilder::with_capacity(n, n * 8);
+    let mut kind = StringBuilder::with_capacity(n, n * 8);
+    let mut native_id = StringBuilder::with_capacity(n, n * 16);
+    let mut name = StringBuilder::with_capacity(n, n * 24);
+    let mut status = StringBuilder::with_capacity(n, n * 8);
+    let mut source = StringBuilder::with_capacity(n, n * 32);
+    let mut first_seen = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut last_changed = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut last_seen = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut deleted_at = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut version = UInt64Builder::with_capacity(n);
+    let mut contenthash = StringBuilder::with_capacity(n, n * 64);
+    let mut chainhash = StringBuilder::with_capacity(n, n * 64);
+    let mut data_seq = UInt64Builder::with_capacity(n);
+    for s in states {
+        key.append_value(&s.key);
+        provider.append_value(&s.provider);
+        kind.append_value(&s.kind);
+        native_id.append_value(&s.native_id);
+        name.append_value(&s.name);
+        status.append_value(&s.status);
+        source.append_value(&s.source);
+        first_seen.append_value(micros(s.first_seen));
+        last_changed.append_value(micros(s.last_changed));
+        last_seen.append_value(micros(s.last_seen));
+        deleted_at.append_option(s.deleted_at.map(micros));
+        version.append_value(s.version);
+        contenthash.append_value(&s.contenthash);
+        chainhash.append_value(&s.chainhash);
+        data_seq.append_option(s.data_seq);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(key.finish()),
+        Arc::new(provider.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(native_id.finish()),
+        Arc::new(name.finish()),
+        Arc::new(status.finish()),
+        Arc::new(source.finish()),
+        Arc::new(first_seen.finish()),
+        Arc::new(last_changed.finish()),
+        Arc::new(last_seen.finish()),
+        Arc::new(deleted_at.finish()),
+        Arc::new(version.finish()),
+        Arc::new(contenthash.finish()),
+        Arc::new(chainhash.finish()),
+        Arc::new(data_seq.finish()),
+    ];
+    let schema = schema(&[
+        ("asset_key", DataType::Utf8, false),
+        ("provider", DataType::Utf8, false),
+        ("kind", DataType::Utf8, false),
+        ("native_id", DataType::Utf8, false),
+        ("name", DataType::Utf8, false),
+        ("status", DataType::Utf8, false),
+        ("source", DataType::Utf8, false),
+        ("first_seen", timestamp(), false),
+        ("last_changed", timestamp(), false),
+        ("last_seen", timestamp(), false),
+        ("deleted_at", timestamp(), true),
+        ("version", DataType::UInt64, false),
+        ("contenthash", DataType::Utf8, false),
+        ("chainhash", DataType::Utf8, false),
+        ("data_seq", DataType::UInt64, true),
+    ]);
+    RecordBatch::try_new(schema, columns)
+}
+
+/// `(seq, next_seq)` pairs: each event superseded by a later event of its asset.
+pub(super) fn superseded_rows(
+    pairs: &[(u64, u64)],
+) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
+    let mut seq = UInt64Builder::with_capacity(pairs.len());
+    let mut next = UInt64Builder::with_capacity(pairs.len());
+    for &(s, n) in pairs {
+        seq.append_value(s);
+        next.append_value(n);
+    }
+    RecordBatch::try_new(
+        schema(&[
+            ("seq", DataType::UInt64, false),
+            ("next_seq", DataType::UInt64, false),
+        ]),
+        vec![Arc::new(seq.finish()), Arc::new(next.finish())],
+    )
+}

@@ -1,0 +1,75 @@
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq          UBIGINT   NOT NULL,  -- JetStream stream sequence
+    recorded_at  TIMESTAMP NOT NULL,  -- when JetStream stored it (UTC)
+    observed_at  TIMESTAMP NOT NULL,  -- CloudEvents time: when the collector observed it (UTC)
+    type         VARCHAR   NOT NULL,  -- discovered | changed | deleted | sweep
+    asset_key    VARCHAR,             -- <provider>/<kind>/<native id>; NULL for sweeps
+    provider     VARCHAR,
+    kind         VARCHAR,
+    source       VARCHAR   NOT NULL,  -- CloudEvents source
+    subject      VARCHAR   NOT NULL,  -- NATS subject
+    event_id     VARCHAR   NOT NULL,  -- CloudEvents id
+    contenthash  VARCHAR,
+    prevseq      UBIGINT,
+    chainhash    VARCHAR,
+    data         VARCHAR   NOT NULL,  -- the event's data member (a JSON object), exactly as received
+    -- The asset's state after this event (NULL for sweeps), so that the estate at any past
+    -- sequence N is one scan: each asset's version at N is its row with seq <= N < next_seq.
+    name         VARCHAR,
+    status       VARCHAR,
+    first_seen   TIMESTAMP,
+    last_changed TIMESTAMP,
+    data_seq     UBIGINT,             -- the event holding the asset's last known data (as assets)
+    next_seq     UBIGINT              -- the asset's next event; NULL while this is its newest
+);
+-- Point lookups of events by sequence (an asset's data, a page of history) without a scan.
+CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
+CREATE TABLE IF NOT EXISTS assets (
+    asset_key    VARCHAR   NOT NULL,
+    provider     VARCHAR   NOT NULL,
+    kind         VARCHAR   NOT NULL,
+    native_id    VARCHAR   NOT NULL,
+    name         VARCHAR   NOT NULL,
+    status       VARCHAR   NOT NULL,
+    source       VARCHAR   NOT NULL,
+    first_seen   TIMESTAMP NOT NULL,
+    last_changed TIMESTAMP NOT NULL,
+    last_seen    TIMESTAMP NOT NULL,
+    deleted_at   TIMESTAMP,
+    version      UBIGINT   NOT NULL,  -- stream sequence of the newest event
+    contenthash  VARCHAR   NOT NULL,
+    chainhash    VARCHAR   NOT NULL,
+    data_seq     UBIGINT              -- the event (events.seq) whose data is the last known state,
+                                      -- kept after deletion; NULL if only a tombstone was seen
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    source       VARCHAR   NOT NULL,  -- collector scope, e.g. /collectors/aws/o-abc
+    collector    VARCHAR   NOT NULL,
+    provider     VARCHAR   NOT NULL,
+    scope        VARCHAR   NOT NULL,
+    status       VARCHAR   NOT NULL,  -- ok | partial | failed
+    seq          UBIGINT   NOT NULL,
+    started_at   TIMESTAMP NOT NULL,
+    finished_at  TIMESTAMP NOT NULL,
+    duration_ms  UBIGINT   NOT NULL,
+    seen         UBIGINT   NOT NULL,
+    discovered   UBIGINT   NOT NULL,
+    changed      UBIGINT   NOT NULL,
+    deleted      UBIGINT   NOT NULL,
+    unchanged    UBIGINT   NOT NULL,
+    withheld     UBIGINT   NOT NULL,
+    error        VARCHAR,
+    last_ok_at   TIMESTAMP,           -- newest sweep of this scope with status ok
+    runs         UBIGINT   NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint (stream VARCHAR NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    seq          UBIGINT   NOT NULL,
+    recorded_at  TIMESTAMP NOT NULL,
+    subject      VARCHAR   NOT NULL,
+    reason       VARCHAR   NOT NULL,
+    payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
+);
+CREATE TEMP TABLE IF NOT EXISTS assets_stage AS SELECT * FROM assets LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS superseded_stage (seq UBIGINT NOT NULL, next_seq UBIGINT NOT NULL);
