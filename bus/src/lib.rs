@@ -428,7 +428,14 @@ pub async fn first_recorded_at_or_after(
         return Ok(None);
     }
     let mut messages = Box::pin(messages);
-    messages.next().await.transpose()
+    let first = messages.next().await.transpose()?;
+    // nats-server 2.9 starts a by-time consumer at the stream's first message when nothing was
+    // recorded at or after the time: a message older than asked for means "none".
+    let wanted = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        .unwrap_or(0);
+    Ok(first.filter(|m| m.recorded_at_nanos >= wanted))
 }
 
 fn stored_from_direct(m: async_nats::jetstream::message::StreamMessage) -> StoredMessage {
