@@ -121,6 +121,10 @@ pub struct VerifyArgs {
     /// previous event lies before SEQ is anchored on that event, fetched by sequence.
     #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
     pub from: Option<u64>,
+    /// Also check anchors recorded earlier, `SEQ:CHAINHASH` (as printed by a previous verify):
+    /// the asset event at SEQ must still carry that chain hash. Repeatable or comma separated.
+    #[arg(long, value_name = "SEQ:CHAINHASH", env = "INVENTORY_VERIFY_ANCHORS", value_delimiter = ',', value_parser = parse_anchor)]
+    pub anchor: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +297,22 @@ fn parse_point(s: &str) -> Result<Point, String> {
                 "{s:?} is neither a stream sequence (a positive integer) nor an RFC 3339 time (e.g. 2026-03-01T00:00:00Z)"
             )
         })
+}
+
+fn parse_anchor(s: &str) -> Result<(u64, String), String> {
+    let (seq, hash) = s
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not SEQ:CHAINHASH"))?;
+    let seq = seq
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{seq:?} is not a stream sequence"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{hash:?} is not a chain hash (64 hex digits)"));
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
 }
 
 fn parse_word(s: &str) -> Result<String, String> {

@@ -138,6 +138,8 @@ pub struct Stats {
     pub warning_count: u64,
     /// The first warnings (all are logged).
     pub warnings: Vec<Warning>,
+    /// The newest asset event checked: (seq, chainhash), an anchor to record elsewhere.
+    pub newest: Option<(u64, String)>,
 }
 
 /// The pure checker: feed it every message of the window in stream order.
@@ -405,6 +407,7 @@ impl Verifier {
 
     fn accept(&mut self, msg: &StoredMessage, chainhash: &str) {
         self.stats.asset_events += 1;
+        self.stats.newest = Some((msg.seq, chainhash.to_owned()));
         self.chains.insert(
             msg.subject.clone(),
             Link::Event {
@@ -505,6 +508,53 @@ async fn last_before(
     Ok(seq)
 }
 
+/// Checks an anchor recorded earlier: the asset event at `seq` has chain hash `expected`.
+async fn check_anchor(
+    stream: &async_nats::jetstream::stream::Stream,
+    seq: u64,
+    expected: &str,
+    tip: u64,
+) -> anyhow::Result<Option<Broken>> {
+    let broken = |subject: String, key: Option<String>, problem: String| {
+        Some(Broken {
+            seq,
+            subject,
+            key,
+            problem: format!("recorded anchor {seq}:{expected}: {problem}"),
+        })
+    };
+    if seq > tip {
+        return Ok(broken(
+            String::new(),
+            None,
+            format!("the stream ends at {tip} (was it replaced?)"),
+        ));
+    }
+    let Some(msg) = inventory_bus::message_at(stream, seq).await? else {
+        return Ok(broken(
+            String::new(),
+            None,
+            "no such message (removed)".into(),
+        ));
+    };
+    Ok(match classify(&msg) {
+        Ok((ev, _)) if ev.chainhash.as_deref() == Some(expected) => None,
+        Ok((ev, key)) => broken(
+            msg.subject.clone(),
+            Some(key),
+            format!(
+                "the event there has chainhash {} (history rewritten)",
+                ev.chainhash.unwrap_or_default()
+            ),
+        ),
+        Err(reason) => broken(
+            msg.subject.clone(),
+            None,
+            format!("the message there is not an asset event ({reason})"),
+        ),
+    })
+}
+
 /// `inventory verify`.
 pub async fn run(
     global: &Global,
@@ -603,6 +653,12 @@ pub async fn run(
             return Ok(fail(&broken));
         }
     }
+    // Anchors recorded elsewhere: the event at each sequence still carries that chain hash.
+    for (seq, expected) in &args.anchor {
+        if let Some(broken) = check_anchor(&stream, *seq, expected, tip).await? {
+            return Ok(fail(&broken));
+        }
+    }
     let elapsed = started.elapsed();
     let stats = v.stats();
     let rate = stats.messages as f64 / elapsed.as_secs_f64().max(1e-9);
@@ -622,6 +678,14 @@ pub async fn run(
         v.assets(),
         stats.last_seq
     );
+    if let Some((seq, chainhash)) = &stats.newest {
+        line.push_str(&format!(
+            "; newest asset event (record it as --anchor): {seq}:{chainhash}"
+        ));
+    }
+    if !args.anchor.is_empty() {
+        line.push_str(&format!("; {} recorded anchors match", args.anchor.len()));
+    }
     if stats.anchored > 0 {
         line.push_str(&format!(
             "; {} chains anchored before seq {}",

@@ -64,6 +64,27 @@ async fn a_clean_stream_verifies_in_full_and_from_a_sequence() {
     assert!(out.contains("on 4 assets"), "{out}");
     assert!(out.contains("last seq 12"), "{out}");
 
+    // The newest asset event is printed as an anchor to record elsewhere; a later verify checks it.
+    let anchor = out
+        .split("--anchor): ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(anchor.starts_with("11:"), "{out}");
+    let (code, out) = verify(&nats.url(), &["--anchor", &anchor]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 recorded anchors match"), "{out}");
+    let other = format!("11:{}", "ab".repeat(32));
+    let (code, out) = verify(&nats.url(), &["--anchor", &other]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("history rewritten"), "{out}");
+    assert!(
+        out.contains("seq 11 (asset gcp/project/analytics-prod"),
+        "{out}"
+    );
+
     // From seq 8: asset 1's chain (event 9 links to 6) and asset 3's (10 links to 7) are
     // anchored on messages before the window.
     let (code, out) = verify(&nats.url(), &["--from", "8"]);
