@@ -91,6 +91,9 @@ async fn watch_prints_each_change_once_across_a_broker_restart() {
     assert!(first.get("error").is_none());
 
     // Live events.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before_5 = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     w.upsert(&asset("111111111111", "prod v2")).await; // 5
     seen.push(next_json(&rx));
     assert_eq!(
@@ -115,6 +118,21 @@ async fn watch_prints_each_change_once_across_a_broker_restart() {
 
     let status = terminate(&mut watch);
     assert!(status.success(), "watch exited with {status}");
+
+    // --since TIME: from the first event recorded at or after it.
+    let mut since = common::inventory(&nats.url())
+        .args(["watch", "--json", "--since"])
+        .arg(before_5.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut since);
+    let seqs: Vec<u64> = (0..3)
+        .map(|_| next_json(&rx)["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![5, 6, 7]);
+    assert!(terminate(&mut since).success());
 
     // Human output with filters: one line per event of the provider/kind.
     let mut human = common::inventory(&nats.url())
