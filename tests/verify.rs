@@ -266,3 +266,60 @@ async fn a_clean_stream_of_100k_events_verifies() {
     );
     assert!(stderr.contains("verify throughput"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_file_collector_writes_verifies() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("assets.yaml");
+    let estate = |names: &[(&str, &str)]| {
+        let mut y = String::from("assets:\n");
+        for (id, name) in names {
+            y.push_str(&format!(
+                "  - provider: aws\n    kind: account\n    id: \"{id}\"\n    name: {name}\n    status: active\n"
+            ));
+        }
+        y
+    };
+    let collect = |yaml: String| {
+        std::fs::write(&file, yaml).unwrap();
+        let (code, err) = common::run(
+            &nats.url(),
+            &["collect", "file", "--file", file.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "collect failed: {err}");
+    };
+    collect(estate(&[
+        ("111111111111", "prod"),
+        ("222222222222", "search"),
+        ("333333333333", "sandbox"),
+    ]));
+    collect(estate(&[
+        ("111111111111", "prod-renamed"),
+        ("222222222222", "search"),
+        ("333333333333", "sandbox"),
+    ]));
+    // One of three gone: a tombstone (under the 50 % guard).
+    collect(estate(&[
+        ("111111111111", "prod-renamed"),
+        ("222222222222", "search"),
+    ]));
+    // And back: re-discovered, linked to its tombstone.
+    collect(estate(&[
+        ("111111111111", "prod-renamed"),
+        ("222222222222", "search"),
+        ("333333333333", "sandbox"),
+    ]));
+    let types = common::stream_types(&nats.url()).await;
+    let kinds: Vec<&str> = types.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(kinds.contains(&"deleted"), "{kinds:?}");
+
+    let (code, out) = verify(&nats.url(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("verified: {} events", types.len())),
+        "{out}"
+    );
+    assert!(out.contains("on 3 assets"), "{out}");
+    assert!(out.contains("0 warnings"), "{out}");
+}
