@@ -37,6 +37,9 @@ pub const EXIT_BROKEN: u8 = 3;
 
 const ASSET_PREFIX: &str = "inventory.asset.";
 const SWEEP_PREFIX: &str = "inventory.sweep.";
+/// Messages decoded and hashed per blocking task, and tasks run ahead of the checker.
+const PREPARE_CHUNK: usize = 512;
+const PREPARE_AHEAD: usize = 3;
 /// Warnings kept for the summary (all are logged).
 const WARNINGS_KEPT: usize = 10;
 
@@ -201,7 +204,14 @@ impl Verifier {
     }
 
     /// Checks the next message of the window.
+    #[cfg(test)]
     pub fn check(&mut self, msg: &StoredMessage) -> Result<Step, Broken> {
+        self.check_prepared(&prepare(msg.clone()))
+    }
+
+    /// Checks the next message of the window, prepared by [`prepare`] (possibly on another thread).
+    pub fn check_prepared(&mut self, prepared: &Prepared) -> Result<Step, Broken> {
+        let msg = &prepared.msg;
         if msg.seq < self.next_seq {
             // Redelivered (a consumer reset): already checked.
             return Ok(Step::Checked);
@@ -219,11 +229,12 @@ impl Verifier {
                 problem: format!("{missing} from the stream (removed)"),
             });
         }
-        let step = if msg.subject.starts_with(ASSET_PREFIX) {
-            self.check_asset(msg)?
-        } else {
-            self.check_other(msg);
-            Step::Checked
+        let step = match &prepared.prep {
+            Prep::Asset { .. } | Prep::Unreadable(_) => self.check_asset(prepared)?,
+            other => {
+                self.check_other(msg, other);
+                Step::Checked
+            }
         };
         if step == Step::Checked {
             self.next_seq = msg.seq + 1;
@@ -249,27 +260,22 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_other(&mut self, msg: &StoredMessage) {
-        if !msg.subject.starts_with(SWEEP_PREFIX) {
-            self.warn(
-                msg.seq,
-                &msg.subject,
-                "message outside the contract's subjects".into(),
-            );
-            return;
-        }
-        match decode(&msg.payload) {
-            Ok(ev) if matches!(ev.data, EventData::Sweep(_)) => self.stats.sweeps += 1,
-            Ok(ev) => self.warn(
-                msg.seq,
-                &msg.subject,
-                format!("{} event on a sweep subject", ev.ty.short()),
-            ),
-            Err(e) => self.warn(msg.seq, &msg.subject, format!("does not decode: {e}")),
-        }
+    fn check_other(&mut self, msg: &StoredMessage, prep: &Prep) {
+        let reason = match prep {
+            Prep::Sweep => {
+                self.stats.sweeps += 1;
+                return;
+            }
+            Prep::Foreign => "message outside the contract's subjects".to_owned(),
+            Prep::NotSweep(ty) => format!("{ty} event on a sweep subject"),
+            Prep::Undecodable(e) => format!("does not decode: {e}"),
+            Prep::Asset { .. } | Prep::Unreadable(_) => return,
+        };
+        self.warn(msg.seq, &msg.subject, reason);
     }
 
-    fn check_asset(&mut self, msg: &StoredMessage) -> Result<Step, Broken> {
+    fn check_asset(&mut self, prepared: &Prepared) -> Result<Step, Broken> {
+        let msg = &prepared.msg;
         let unreadable = |v: &mut Self, reason: String| -> Result<Step, Broken> {
             v.warn(
                 msg.seq,
@@ -280,9 +286,10 @@ impl Verifier {
                 .insert(msg.subject.clone(), Link::Unreadable { seq: msg.seq });
             Ok(Step::Checked)
         };
-        let (ev, key) = match classify(msg) {
-            Ok(x) => x,
-            Err(reason) => return unreadable(self, reason),
+        let (ev, key, data_hash) = match &prepared.prep {
+            Prep::Asset { ev, key, data_hash } => (ev, key, data_hash),
+            Prep::Unreadable(reason) => return unreadable(self, reason.clone()),
+            _ => return Ok(Step::Checked),
         };
         let broken = |problem: String| Broken {
             seq: msg.seq,
@@ -334,7 +341,7 @@ impl Verifier {
                         &msg.subject,
                         format!("previous event {prevseq} expired from the stream; chain taken as given from here"),
                     );
-                    self.check_content(msg, &key, &ev, prevseq, contenthash)?;
+                    self.check_content(msg, key, ev, data_hash, prevseq, contenthash)?;
                     self.accept(msg, chainhash);
                     return Ok(Step::Checked);
                 }
@@ -353,7 +360,7 @@ impl Verifier {
                 "prevseq is {prevseq}, expected {expected_prevseq} ({what})"
             )));
         }
-        self.check_content(msg, &key, &ev, prevseq, contenthash)?;
+        self.check_content(msg, key, ev, data_hash, prevseq, contenthash)?;
         let previous_chain = prev.as_ref().map_or("", Link::chainhash);
         let expected_chain = chain_hash(previous_chain, contenthash, ev.ty);
         if chainhash != expected_chain {
@@ -373,6 +380,7 @@ impl Verifier {
         msg: &StoredMessage,
         key: &str,
         ev: &InventoryEvent,
+        data_hash: &Result<String, String>,
         prevseq: u64,
         contenthash: &str,
     ) -> Result<(), Broken> {
@@ -382,14 +390,9 @@ impl Verifier {
             key: Some(key.to_owned()),
             problem,
         };
-        // Recomputed from the bytes received, not from the decoded (typed) data.
-        let mut event: serde_json::Value = serde_json::from_slice(&msg.payload)
+        let recomputed = data_hash
+            .as_deref()
             .map_err(|e| broken(format!("data unreadable: {e}")))?;
-        let data = event
-            .get_mut("data")
-            .map(serde_json::Value::take)
-            .unwrap_or_default();
-        let recomputed = data_content_hash(&data);
         if recomputed != contenthash {
             return Err(broken(format!(
                 "contenthash is {contenthash}, but the data hashes to {recomputed} (data altered)"
@@ -471,6 +474,69 @@ async fn resolve_anchor(
         Err(_) => Link::Unreadable { seq: prev.seq },
     };
     Ok(Anchor::Link(link))
+}
+
+/// A message with the order-independent work done (decoding, classification, hashing the data),
+/// so that it can be done on other threads while the chains are checked in stream order.
+#[derive(Debug)]
+pub struct Prepared {
+    pub msg: StoredMessage,
+    prep: Prep,
+}
+
+#[derive(Debug)]
+enum Prep {
+    /// An asset event of its own subject, its key, and the content hash of its `data` as received.
+    Asset {
+        ev: Box<InventoryEvent>,
+        key: String,
+        data_hash: Result<String, String>,
+    },
+    /// On an asset subject, but not an asset event of it: why.
+    Unreadable(String),
+    /// A sweep event on a sweep subject.
+    Sweep,
+    /// Another event type on a sweep subject.
+    NotSweep(&'static str),
+    /// Undecodable on a sweep subject.
+    Undecodable(String),
+    /// A subject outside the contract.
+    Foreign,
+}
+
+/// Does the order-independent work of checking `msg`.
+pub fn prepare(msg: StoredMessage) -> Prepared {
+    let prep = if msg.subject.starts_with(ASSET_PREFIX) {
+        match classify(&msg) {
+            Ok((ev, key)) => Prep::Asset {
+                data_hash: data_hash_of(&msg.payload),
+                ev: Box::new(ev),
+                key,
+            },
+            Err(reason) => Prep::Unreadable(reason),
+        }
+    } else if msg.subject.starts_with(SWEEP_PREFIX) {
+        match decode(&msg.payload) {
+            Ok(ev) if matches!(ev.data, EventData::Sweep(_)) => Prep::Sweep,
+            Ok(ev) => Prep::NotSweep(ev.ty.short()),
+            Err(e) => Prep::Undecodable(e.to_string()),
+        }
+    } else {
+        Prep::Foreign
+    };
+    Prepared { msg, prep }
+}
+
+/// The content hash of a CloudEvent's `data`, recomputed from the bytes received (not from the
+/// decoded, typed data).
+fn data_hash_of(payload: &[u8]) -> Result<String, String> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let data = event
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
+    Ok(data_content_hash(&data))
 }
 
 /// A message of an asset subject as the collectors classify it (`producers::diff::classify`): an
@@ -617,36 +683,57 @@ pub async fn run(
     if from <= tip {
         let (pending, messages) =
             inventory_bus::follow_from(&stream, STREAM_SUBJECTS, Start::Sequence(from)).await?;
-        let mut messages = Box::pin(messages);
+        // Decoding and hashing run on blocking threads, a few chunks ahead, in order; the
+        // chains are checked here, in stream order.
+        let mut prepared = Box::pin(
+            messages
+                .ready_chunks(PREPARE_CHUNK)
+                .map(|chunk| {
+                    tokio::task::spawn_blocking(move || {
+                        chunk
+                            .into_iter()
+                            .map(|m| m.map(prepare))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .buffered(PREPARE_AHEAD),
+        );
         let mut read = 0u64;
         let mut last_log = Instant::now();
-        while read < pending {
-            let msg = tokio::select! {
+        'read: while read < pending {
+            let chunk = tokio::select! {
                 _ = cancel.cancelled() => anyhow::bail!("verify interrupted at seq {}", v.stats().last_seq),
-                m = messages.next() => match m {
-                    Some(m) => m?,
+                c = prepared.next() => match c {
+                    Some(c) => c.context("a verify worker failed")?,
                     None => anyhow::bail!("the stream consumer ended at seq {}", v.stats().last_seq),
                 },
             };
-            read += 1;
-            let step = match v.check(&msg) {
-                Ok(step) => step,
-                Err(broken) => return Ok(fail(&broken)),
-            };
-            if let Step::NeedAnchor { subject, prevseq } = step {
-                let anchor = resolve_anchor(&stream, &subject, prevseq, from, stream_first).await?;
-                v.set_anchor(&subject, anchor);
-                match v.check(&msg) {
-                    Ok(Step::Checked) => {}
-                    Ok(Step::NeedAnchor { .. }) => {
-                        anyhow::bail!("anchor of {subject} not taken (bug)")
-                    }
+            for item in chunk {
+                let p = item?;
+                read += 1;
+                let step = match v.check_prepared(&p) {
+                    Ok(step) => step,
                     Err(broken) => return Ok(fail(&broken)),
+                };
+                if let Step::NeedAnchor { subject, prevseq } = step {
+                    let anchor =
+                        resolve_anchor(&stream, &subject, prevseq, from, stream_first).await?;
+                    v.set_anchor(&subject, anchor);
+                    match v.check_prepared(&p) {
+                        Ok(Step::Checked) => {}
+                        Ok(Step::NeedAnchor { .. }) => {
+                            anyhow::bail!("anchor of {subject} not taken (bug)")
+                        }
+                        Err(broken) => return Ok(fail(&broken)),
+                    }
+                }
+                if read >= pending {
+                    break 'read;
                 }
             }
             if last_log.elapsed().as_secs() >= 5 {
                 last_log = Instant::now();
-                info!(seq = msg.seq, read, pending, "verifying");
+                info!(seq = v.stats().last_seq, read, pending, "verifying");
             }
         }
         if let Err(broken) = v.finish(tip) {
