@@ -323,3 +323,39 @@ async fn what_the_file_collector_writes_verifies() {
     assert!(out.contains("on 3 assets"), "{out}");
     assert!(out.contains("0 warnings"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_max_age_verifies_from_its_first_remaining_message() {
+    // With a max_age, old events expire: verify starts at the first remaining one and takes the
+    // chains of assets whose previous event expired as given (warnings, not failures).
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let settings = inventory_bus::StreamSettings {
+        max_age: std::time::Duration::from_secs(4),
+        duplicate_window: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let mut stream = inventory_bus::ensure_stream(&js, &settings).await.unwrap();
+    let mut w = Writer::connect(&nats.url()).await;
+    w.upsert(&asset("111111111111", "prod")).await; // 1
+    w.upsert(&asset("222222222222", "search")).await; // 2
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    w.upsert(&asset("111111111111", "prod v2")).await; // 3, links to 1
+    w.upsert(&asset("333333333333", "sandbox")).await; // 4
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = stream.info().await.unwrap().state.clone();
+        if state.first_sequence == 3 {
+            break;
+        }
+        assert!(state.first_sequence < 3, "expired too much: {state:?}");
+        assert!(Instant::now() < deadline, "events 1 and 2 never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, out) = verify(&nats.url(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified: 2 events (seqs 3..=4"), "{out}");
+    assert!(out.contains("messages 1..=2 expired"), "{out}");
+    assert!(out.contains("previous event 1 expired"), "{out}");
+}
