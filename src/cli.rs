@@ -78,6 +78,70 @@ pub enum Command {
     /// Run the whole pipeline locally: NATS (unless one answers at NATS_URL), Prometheus, the
     /// API on 127.0.0.1:8080 and the collectors, until Ctrl-C.
     Up(UpArgs),
+    /// Rebuild the state and history up to a past point (a stream sequence or a time) into a
+    /// new DuckDB file, for an audit (see docs/audit.md).
+    Replay(ReplayArgs),
+    /// Prove the stream's history is intact: re-read it, recompute every asset's hash chain,
+    /// check every prevseq link and that no message was removed (see docs/audit.md).
+    ///
+    /// Exit code: 0 intact (one summary line on stdout), 3 a broken link or a removed message
+    /// (the first one named on stdout and stderr), 1 could not verify (e.g. NATS unreachable).
+    Verify(VerifyArgs),
+    /// Print asset changes as they happen (one line per event, or --json), until Ctrl-C (see
+    /// docs/subscribing.md).
+    Watch(WatchArgs),
+}
+
+/// A point in the stream's history: a stream sequence or an RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// A stream sequence (1 is the first event).
+    Seq(u64),
+    /// A time: compared with when JetStream recorded each event.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Last event to include: a stream sequence (e.g. 4711) or an RFC 3339 time (e.g.
+    /// 2026-03-01T00:00:00Z: every event JetStream recorded at or before it).
+    #[arg(long, value_name = "SEQ|TIME", value_parser = parse_point)]
+    pub until: Point,
+    /// DuckDB file to write; must not exist (unless --force).
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify from this stream sequence instead of the first. The chain of an asset whose
+    /// previous event lies before SEQ is anchored on that event, fetched by sequence.
+    #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
+    pub from: Option<u64>,
+    /// Also check anchors recorded earlier, `SEQ:CHAINHASH` (as printed by a previous verify):
+    /// the asset event at SEQ must still carry that chain hash. Repeatable or comma separated.
+    #[arg(long, value_name = "SEQ:CHAINHASH", env = "INVENTORY_VERIFY_ANCHORS", value_delimiter = ',', value_parser = parse_anchor)]
+    pub anchor: Vec<(u64, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only assets of this provider (aws, gcp, azure, prometheus, grafana, ...).
+    #[arg(long, value_parser = parse_word)]
+    pub provider: Option<String>,
+    /// Only assets of this kind (account, project, subscription, endpoint, ...).
+    #[arg(long, value_parser = parse_word)]
+    pub kind: Option<String>,
+    /// Start at this stream sequence or RFC 3339 time (default: only new events).
+    #[arg(long, value_name = "SEQ|TIME", value_parser = parse_point)]
+    pub since: Option<Point>,
+    /// One JSON object per line: {"seq", "subject", "recorded_at", "event"} (see
+    /// docs/subscribing.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +281,52 @@ fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }
 
+fn parse_point(s: &str) -> Result<Point, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<u64>() {
+            Ok(0) => Err("sequence 0 does not exist: sequences start at 1".into()),
+            Ok(n) => Ok(Point::Seq(n)),
+            Err(e) => Err(format!("{s:?}: {e}")),
+        };
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| Point::Time(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            format!(
+                "{s:?} is neither a stream sequence (a positive integer) nor an RFC 3339 time (e.g. 2026-03-01T00:00:00Z)"
+            )
+        })
+}
+
+fn parse_anchor(s: &str) -> Result<(u64, String), String> {
+    let (seq, hash) = s
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not SEQ:CHAINHASH"))?;
+    let seq = seq
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{seq:?} is not a stream sequence"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{hash:?} is not a chain hash (64 hex digits)"));
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+fn parse_word(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("must be 1-64 characters of [a-z0-9_-]".into())
+    }
+}
+
 fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&v) {
@@ -287,6 +397,26 @@ mod tests {
         let line = one_line_error(&err);
         assert!(line.contains("INVENTORY_MAX_DELETE_SHARE"), "{line}");
         assert!(line.contains("between 0 and 1"), "{line}");
+    }
+
+    #[test]
+    fn points_are_a_sequence_or_a_time() {
+        assert_eq!(parse_point("42"), Ok(Point::Seq(42)));
+        assert!(matches!(
+            parse_point("2026-03-01T00:00:00Z"),
+            Ok(Point::Time(t)) if t.to_rfc3339() == "2026-03-01T00:00:00+00:00"
+        ));
+        assert!(matches!(
+            parse_point("2026-03-01T01:00:00+01:00"),
+            Ok(Point::Time(t)) if t.to_rfc3339() == "2026-03-01T00:00:00+00:00"
+        ));
+        assert!(parse_point("0").is_err());
+        let err = Cli::try_parse_from(["inventory", "replay", "--until", "yesterday", "--db", "x"])
+            .unwrap_err();
+        let line = one_line_error(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--until"), "{line}");
+        assert!(line.contains("neither a stream sequence"), "{line}");
     }
 
     #[test]

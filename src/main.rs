@@ -2,7 +2,10 @@
 
 mod cli;
 mod collect;
+mod replay;
 mod up;
+mod verify;
+mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -93,6 +96,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Up(args) => up::run(&global, args, cancel).await,
+        Command::Replay(args) => replay::run(&global, args, cancel).await,
+        Command::Verify(args) => verify::run(&global, args, cancel).await,
+        Command::Watch(args) => watch::run(&global, args, cancel).await,
     }
 }
 
@@ -131,6 +137,26 @@ pub async fn connect(
     let js = async_nats::jetstream::new(client);
     let stream = inventory_bus::ensure_stream(&js, &stream_settings(global)).await?;
     Ok((js, stream))
+}
+
+/// Connects to NATS and opens the existing INVENTORY stream (read-only commands never create it).
+pub async fn open_stream(
+    global: &Global,
+    name: &str,
+) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
+    let client = inventory_bus::connect(&nats_config(global, name))
+        .await
+        .context("NATS_URL")?;
+    let js = async_nats::jetstream::new(client);
+    js.get_stream(inventory_schemas::STREAM_NAME)
+        .await
+        .with_context(|| {
+            format!(
+                "stream {} at {}",
+                inventory_schemas::STREAM_NAME,
+                global.nats_url
+            )
+        })
 }
 
 /// The API's configuration from flags and environment.

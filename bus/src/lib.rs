@@ -362,3 +362,124 @@ pub async fn last_sequence(stream: &mut stream::Stream) -> Result<u64, BusError>
         .map(|i| i.state.last_sequence)
         .map_err(|e| BusError::Stream(e.to_string()))
 }
+
+/// Where an ordered read ([`follow_from`]) starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only messages stored after the consumer is created.
+    New,
+    /// From this stream sequence (inclusive; 0 or 1: the start of the stream).
+    Sequence(u64),
+    /// From the first message JetStream recorded at or after this time.
+    Time(std::time::SystemTime),
+}
+
+impl Start {
+    fn policy(self) -> consumer::DeliverPolicy {
+        match self {
+            Self::New => consumer::DeliverPolicy::New,
+            Self::Sequence(s) if s <= 1 => consumer::DeliverPolicy::All,
+            Self::Sequence(s) => consumer::DeliverPolicy::ByStartSequence { start_sequence: s },
+            Self::Time(t) => consumer::DeliverPolicy::ByStartTime {
+                start_time: t.into(),
+            },
+        }
+    }
+}
+
+/// Every message matching `filter` from `start`, following the stream as it grows (an ordered
+/// consumer: no server-side state). Also returns how many matching messages were already stored
+/// when the consumer was created, so a caller can stop at the stream's tip at start.
+pub async fn follow_from(
+    stream: &stream::Stream,
+    filter: &str,
+    start: Start,
+) -> Result<
+    (
+        u64,
+        impl Stream<Item = Result<StoredMessage, BusError>> + Send + 'static,
+    ),
+    BusError,
+> {
+    let (messages, pending) = ordered(stream, filter, start.policy()).await?;
+    let filter = filter.to_owned();
+    let messages = messages
+        .map_err({
+            let filter = filter.clone();
+            move |e| BusError::Read {
+                filter: filter.clone(),
+                reason: e.to_string(),
+            }
+        })
+        .and_then(move |msg| {
+            let r = StoredMessage::from_message(&msg, &filter).map(|(m, _)| m);
+            futures::future::ready(r)
+        });
+    Ok((pending, messages))
+}
+
+/// The first message JetStream recorded at or after `time` (`None`: nothing recorded since).
+pub async fn first_recorded_at_or_after(
+    stream: &stream::Stream,
+    time: std::time::SystemTime,
+) -> Result<Option<StoredMessage>, BusError> {
+    let (pending, messages) = follow_from(stream, STREAM_SUBJECTS, Start::Time(time)).await?;
+    if pending == 0 {
+        return Ok(None);
+    }
+    let mut messages = Box::pin(messages);
+    let first = messages.next().await.transpose()?;
+    // nats-server 2.9 starts a by-time consumer at the stream's first message when nothing was
+    // recorded at or after the time: a message older than asked for means "none".
+    let wanted = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        .unwrap_or(0);
+    Ok(first.filter(|m| m.recorded_at_nanos >= wanted))
+}
+
+fn stored_from_direct(m: async_nats::jetstream::message::StreamMessage) -> StoredMessage {
+    StoredMessage {
+        seq: m.sequence,
+        subject: m.subject.to_string(),
+        recorded_at_nanos: m.time.unix_timestamp_nanos(),
+        payload: m.payload,
+    }
+}
+
+fn direct_result(
+    r: Result<async_nats::jetstream::message::StreamMessage, stream::DirectGetError>,
+    what: String,
+) -> Result<Option<StoredMessage>, BusError> {
+    match r {
+        Ok(m) => Ok(Some(stored_from_direct(m))),
+        Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(BusError::Read {
+            filter: what,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The message stored at sequence `seq` (a direct get; the stream allows them), or `None` when
+/// there is none (never written, expired or removed).
+pub async fn message_at(
+    stream: &stream::Stream,
+    seq: u64,
+) -> Result<Option<StoredMessage>, BusError> {
+    direct_result(stream.direct_get(seq).await, format!("sequence {seq}"))
+}
+
+/// The first message on `subject` at or after sequence `from` (a direct get), or `None`.
+pub async fn next_on_subject(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<StoredMessage>, BusError> {
+    direct_result(
+        stream
+            .direct_get_next_for_subject(subject, Some(from.max(1)))
+            .await,
+        format!("{subject} from sequence {from}"),
+    )
+}
