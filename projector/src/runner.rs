@@ -22,6 +22,9 @@ use crate::ProjectorError;
 
 /// Messages per chunk sent to the writer (a batch is one or more chunks).
 const CHUNK: usize = 1024;
+/// Chunks in flight to the writer: while catching up, enough (64k messages, about 100 MB) for
+/// the feed to keep reading while the writer flushes a row group or commits.
+const CHUNKS_IN_FLIGHT: usize = 64;
 
 /// Tuning and stop conditions of a run.
 #[derive(Debug, Clone)]
@@ -109,7 +112,7 @@ pub async fn run(
         return Ok(store);
     }
 
-    let (tx, rx) = mpsc::channel::<Chunk>(8);
+    let (tx, rx) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
     // Chunks the writer is done with go back to the feed, which frees them: the messages were
     // allocated there, and freeing on the allocating thread is much cheaper.
     let (recycle_tx, recycle_rx) = mpsc::unbounded_channel::<Vec<Incoming>>();

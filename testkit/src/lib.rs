@@ -3,7 +3,9 @@
 //! drop. Tests never use a server that was already running on the machine.
 //!
 //! Binaries are found on `PATH` (`make test` installs them from Debian's packages), or at
-//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`.
+//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`. [`corpus`] builds realistic events for benchmarks.
+
+pub mod corpus;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

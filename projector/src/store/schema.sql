@@ -1,19 +1,22 @@
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
+-- Unique strings (keys, ids, hashes, documents) are always FSST-compressed: letting DuckDB try a
+-- dictionary first costs a hash of every string and never wins for them (BENCHMARKS.md).
 CREATE TABLE IF NOT EXISTS events (
     seq          UBIGINT   NOT NULL,  -- JetStream stream sequence
     recorded_at  TIMESTAMP NOT NULL,  -- when JetStream stored it (UTC)
     observed_at  TIMESTAMP NOT NULL,  -- CloudEvents time: when the collector observed it (UTC)
     type         VARCHAR   NOT NULL,  -- discovered | changed | deleted | sweep
-    asset_key    VARCHAR,             -- <provider>/<kind>/<native id>; NULL for sweeps
+    asset_key    VARCHAR USING COMPRESSION fsst,  -- <provider>/<kind>/<native id>; NULL for sweeps
     provider     VARCHAR,
     kind         VARCHAR,
     source       VARCHAR   NOT NULL,  -- CloudEvents source
-    subject      VARCHAR   NOT NULL,  -- NATS subject
-    event_id     VARCHAR   NOT NULL,  -- CloudEvents id
-    contenthash  VARCHAR,
+    subject      VARCHAR   NOT NULL USING COMPRESSION fsst,  -- NATS subject
+    event_id     VARCHAR   NOT NULL USING COMPRESSION fsst,  -- CloudEvents id
+    contenthash  VARCHAR USING COMPRESSION fsst,
     prevseq      UBIGINT,
-    chainhash    VARCHAR,
-    data         VARCHAR   NOT NULL,  -- the event's data member (a JSON object), exactly as received
+    chainhash    VARCHAR USING COMPRESSION fsst,
+    data         VARCHAR   NOT NULL USING COMPRESSION fsst,  -- the event's data member (a JSON
+                                      -- object), exactly as received
     -- The asset's state after this event (NULL for sweeps), so that the estate at any past
     -- sequence N is one scan: each asset's version at N is its row with seq <= N < next_seq.
     name         VARCHAR,
