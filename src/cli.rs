@@ -232,6 +232,17 @@ pub struct ServeArgs {
     /// Expected interval between a collector's sweeps; a scope with no ok sweep for twice this is stale.
     #[arg(long, env = "INVENTORY_SWEEP_INTERVAL", default_value = "15m", value_parser = parse_duration)]
     pub sweep_interval: std::time::Duration,
+    /// Interval of the keep-alive comments on idle change feeds (GET /api/v1/changes/stream).
+    #[arg(long, env = "INVENTORY_FEED_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub feed_heartbeat: std::time::Duration,
+    /// A change-feed client that reads nothing for this long while its buffer is full is sent
+    /// an `end` event and disconnected (it can resume with Last-Event-ID).
+    #[arg(long, env = "INVENTORY_FEED_SLOW_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub feed_slow_after: std::time::Duration,
+    /// Most events the projector applies in one transaction while catching up (DuckDB holds
+    /// about 1.3 KB per event of it in memory; smaller batches commit, and show progress, sooner).
+    #[arg(long, env = "INVENTORY_PROJECTOR_BATCH", default_value_t = 245_760, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub projector_batch: u64,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,11 @@ use tracing::{info, warn};
 
 use cli::{Cli, Command, Global, LogFormat};
 
+/// mimalloc: the projector and the API allocate and free many small strings per event, across
+/// threads, where glibc's allocator spent about a tenth of the replay's CPU (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -174,6 +179,12 @@ pub fn serve_config(
         tokens,
         sweep_interval: args.sweep_interval,
         public_url: None,
+        projector_batch: usize::try_from(args.projector_batch).unwrap_or(usize::MAX),
+        feed: inventory_query_api::FeedSettings {
+            heartbeat: args.feed_heartbeat,
+            slow_after: args.feed_slow_after,
+            ..inventory_query_api::FeedSettings::default()
+        },
     })
 }
 

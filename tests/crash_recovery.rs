@@ -101,6 +101,18 @@ async fn fill(nats_url: &str) -> u64 {
     seq
 }
 
+/// `inventory serve` committing small batches, so that progress (and a kill) lands mid-ingest.
+fn serve_in_small_batches(nats_url: &str, db: &std::path::Path, port: u16) -> std::process::Child {
+    common::inventory(nats_url)
+        .env("INVENTORY_PROJECTOR_BATCH", "2000")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn inventory serve")
+}
+
 async fn applied_seq(port: u16) -> Option<u64> {
     let (_, body) = common::get(&format!("http://127.0.0.1:{port}/metrics")).await?;
     common::metric(&body, "inventory_projector_applied_seq").map(|v| v as u64)
@@ -117,7 +129,7 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
     let mut kills = Vec::new();
     for target in [last / 4, last / 2] {
         let port = free_port();
-        let mut child = common::serve(&nats.url(), &db, port);
+        let mut child = serve_in_small_batches(&nats.url(), &db, port);
         let at = common::wait_for(Duration::from_secs(120), "ingest progress", || async {
             applied_seq(port).await.filter(|&s| s > target)
         })
@@ -133,7 +145,7 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
 
     // Restart and let it catch up; then stop it cleanly to release the file.
     let port = free_port();
-    let mut child = common::serve(&nats.url(), &db, port);
+    let mut child = serve_in_small_batches(&nats.url(), &db, port);
     common::wait_for(
         Duration::from_secs(180),
         "catch-up after restart",

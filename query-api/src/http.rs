@@ -14,18 +14,25 @@ use crate::metrics::Metrics;
 use crate::problem::problem_from_poem_error;
 
 const ASSETS_PREFIX: &str = "/api/v1/assets/";
+const HISTORY_SUFFIX: &str = "/history";
 const QUIET_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
-/// Rewrites `/api/v1/assets/<provider>/<kind>/<native id...>` to the percent-encoded single
-/// segment form the route matches (`/api/v1/assets/aws%2Faccount%2F123`).
+/// Rewrites `/api/v1/assets/<provider>/<kind>/<native id...>[/history]` to the percent-encoded
+/// single segment form the routes match (`/api/v1/assets/aws%2Faccount%2F123[/history]`).
 pub fn rewrite_asset_tail(mut req: Request) -> Result<Request> {
     let Some(rest) = req.uri().path().strip_prefix(ASSETS_PREFIX) else {
         return Ok(req);
     };
-    if rest.matches('/').count() < 2 {
+    // `<key>/history` is the history route; the key before it is the one to encode. (A native
+    // id that itself ends in `/history` must be sent percent-encoded.)
+    let (key, suffix) = match rest.strip_suffix(HISTORY_SUFFIX) {
+        Some(key) => (key, HISTORY_SUFFIX),
+        None => (rest, ""),
+    };
+    if key.matches('/').count() < 2 {
         return Ok(req);
     }
-    let mut target = format!("{ASSETS_PREFIX}{}", rest.replace('/', "%2F"));
+    let mut target = format!("{ASSETS_PREFIX}{}{suffix}", key.replace('/', "%2F"));
     if let Some(q) = req.uri().query() {
         target.push('?');
         target.push_str(q);

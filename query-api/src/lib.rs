@@ -7,16 +7,20 @@
 //!
 //! Routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, `GET /docs`,
 //! `GET /api/v1/assets`, `GET /api/v1/assets/{key}`, `GET /api/v1/accounts`,
-//! `GET|POST /api/v1/monitoring`, `GET /api/v1/collectors`. Errors are
+//! `GET|POST /api/v1/monitoring`, `GET /api/v1/assets/{key}/history`, `GET /api/v1/changes`,
+//! `GET /api/v1/changes/stream` (SSE), `GET /api/v1/diff`, `GET /api/v1/collectors`; the
+//! listings and `/assets/{key}` take `as_of`. Errors are
 //! `application/problem+json` ([`problem`]).
 
 pub mod api;
 pub mod auth;
+pub mod changes;
 pub mod cursor;
 pub mod declare;
 mod http;
 pub mod metrics;
 pub mod model;
+pub mod patch;
 pub mod problem;
 mod server;
 pub mod service;
@@ -30,7 +34,7 @@ use poem_openapi::OpenApiService;
 pub use auth::{ConfigError, Principal, Role, TokenSet};
 pub use declare::Publisher;
 pub use server::{serve, ApiError, ServeConfig, SHUTDOWN_TIMEOUT};
-pub use state::{AppState, DEFAULT_SWEEP_INTERVAL};
+pub use state::{AppState, FeedSettings, DEFAULT_SWEEP_INTERVAL};
 
 /// Routes served outside the OpenAPI operations.
 pub const PLAIN_ROUTES: &[&str] = &["/openapi.json", "/docs"];

@@ -101,6 +101,117 @@ pub struct AssetPage {
     pub items: Vec<AssetDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// With `as_of`: the stream sequence the view stands at (the newest event at or before the
+    /// requested time, or the requested `seq:N`); null for the current view.
+    pub as_of_seq: Option<u64>,
+}
+
+/// One asset event: what happened to the asset, the state after it, and what changed.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct ChangeDoc {
+    /// Stream sequence of the event (also the SSE `id`).
+    pub seq: u64,
+    /// `discovered`, `changed` or `deleted`.
+    #[oai(rename = "type")]
+    pub ty: String,
+    /// The asset key.
+    pub key: String,
+    /// CloudEvents `time`: when the collector observed it.
+    pub time: DateTime<Utc>,
+    /// When JetStream recorded the event.
+    pub recorded_at: DateTime<Utc>,
+    /// The asset's name after the event (its last name, for `deleted`).
+    pub name: String,
+    /// The asset's status after the event (its last status, for `deleted`).
+    pub status: String,
+    /// CloudEvents source of the event.
+    pub source: String,
+    /// CloudEvents id.
+    pub event_id: String,
+    pub contenthash: String,
+    /// Per-asset hash chain value (see `inventory verify`).
+    pub chainhash: String,
+    /// Stream sequence of the asset's previous event (0 for none).
+    pub prevseq: u64,
+    /// JSON Patch (RFC 6902) from the previous version's document to this one's, `provenance`
+    /// left out; null for `deleted` and for the first version.
+    pub patch: Option<Vec<Value>>,
+    /// How the observation was made (collector, API called, request ids, principal).
+    pub provenance: Option<Value>,
+    /// The event's `data`: the asset document, or the tombstone for `deleted`.
+    pub data: Value,
+}
+
+/// A page of asset events.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct ChangePage {
+    pub items: Vec<ChangeDoc>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How an asset differs between two points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum DiffChange {
+    /// Absent at `from`, present at `to`.
+    Added,
+    /// Present at `from`, absent (deleted or not yet known) at `to`.
+    Removed,
+    /// Present at both with different content.
+    Changed,
+}
+
+/// One asset that differs between `from` and `to`.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct DiffItem {
+    pub key: String,
+    pub change: DiffChange,
+    /// The asset at `from` (null when added).
+    pub from: Option<AssetDoc>,
+    /// The asset at `to` (null when removed).
+    pub to: Option<AssetDoc>,
+    /// For `changed`: JSON Patch (RFC 6902) from the `from` document to the `to` document,
+    /// `provenance` left out.
+    pub patch: Option<Vec<Value>>,
+}
+
+/// Totals of a diff, over all its pages.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct DiffCountsDoc {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+}
+
+/// The difference between the estate at two points, ordered by key, paged.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct DiffPage {
+    /// Stream sequence `from` resolved to.
+    pub from_seq: u64,
+    /// Stream sequence `to` resolved to.
+    pub to_seq: u64,
+    pub counts: DiffCountsDoc,
+    pub items: Vec<DiffItem>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An event of the change feed (`GET /api/v1/changes/stream`): SSE event `change` (with the
+/// stream sequence as its id), or `end` as the last event before the server closes the stream.
+#[derive(Debug, Clone, PartialEq, poem_openapi::Union)]
+pub enum FeedEvent {
+    Change(Box<ChangeDoc>),
+    End(FeedEnd),
+}
+
+/// The last event of a change feed: the server ends the stream.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct FeedEnd {
+    /// Why the stream ends (e.g. the client read too slowly; the server is shutting down).
+    pub reason: String,
+    /// The SSE id of the last change sent: reconnect with it as `Last-Event-ID` to resume.
+    pub last_event_id: Option<u64>,
 }
 
 /// Counts of a sweep.
@@ -219,6 +330,11 @@ choices! {
 choices! {
     /// Kind of monitoring endpoint (its asset provider).
     MonitoringKind { Prometheus = "prometheus", Grafana = "grafana" }
+}
+
+choices! {
+    /// Type of an asset event.
+    ChangeType { Discovered = "discovered", Changed = "changed", Deleted = "deleted" }
 }
 
 choices! {

@@ -37,6 +37,10 @@ pub struct ServeConfig {
     pub sweep_interval: Duration,
     /// Public base URL listed as the spec's server (optional).
     pub public_url: Option<String>,
+    /// Most events per projector transaction while catching up (`INVENTORY_PROJECTOR_BATCH`).
+    pub projector_batch: usize,
+    /// Tuning of the SSE change feed (`INVENTORY_FEED_HEARTBEAT`, `INVENTORY_FEED_SLOW_AFTER`).
+    pub feed: crate::state::FeedSettings,
 }
 
 /// Why [`serve`] stopped with an error.
@@ -90,18 +94,23 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         store,
         projector_cancel.clone(),
         status_tx,
-        RunOptions::default(),
+        RunOptions {
+            batch_max: cfg.projector_batch.max(1),
+            ..RunOptions::default()
+        },
     ));
 
+    let server_stop = CancellationToken::new();
     let mut state = AppState::new(pool, status_rx, cfg.tokens)
         .with_publisher(Publisher::new(client, stream))
-        .with_sweep_interval(cfg.sweep_interval);
+        .with_sweep_interval(cfg.sweep_interval)
+        .with_feed(cfg.feed)
+        .with_shutdown(server_stop.clone());
     if let Some(url) = cfg.public_url {
         state = state.with_public_url(url);
     }
     info!(listen = %local, db = %cfg.db_path.display(), "API listening");
 
-    let server_stop = CancellationToken::new();
     let server = Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
         crate::app(state),
         server_stop.clone().cancelled_owned(),

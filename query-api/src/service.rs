@@ -2,6 +2,7 @@
 //! pages. Handlers in [`crate::api`] only translate HTTP to these calls.
 
 use chrono::Utc;
+use inventory_projector::history::{self, Point};
 use inventory_projector::read::{self, AssetQuery};
 use inventory_projector::Status;
 use inventory_schemas::AssetKey;
@@ -32,9 +33,11 @@ pub struct ListParams {
     pub include_deleted: Option<bool>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// `as_of`: an RFC 3339 time or `seq:N` (absent: the current view).
+    pub as_of: Option<String>,
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
@@ -76,7 +79,7 @@ pub fn parse_cursor(c: Option<String>) -> Result<Option<String>, ServiceError> {
     }
 }
 
-fn word(param: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
+pub(crate) fn word(param: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
     match non_empty(value) {
         None => Ok(None),
         Some(v) => inventory_schemas::key::validate_word("provider", &v)
@@ -93,29 +96,120 @@ fn word(param: &str, value: Option<String>) -> Result<Option<String>, ServiceErr
     }
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Fetches one page: the union of `queries` (each ordered by key), merged, `limit` items.
+/// Parses a point of the stream: an RFC 3339 time, or `seq:N`.
+pub fn parse_point(param: &str, value: Option<String>) -> Result<Option<Point>, ServiceError> {
+    let Some(v) = non_empty(value) else {
+        return Ok(None);
+    };
+    if let Some(n) = v.strip_prefix("seq:") {
+        return n.parse::<u64>().map(|n| Some(Point::Seq(n))).map_err(|_| {
+            ServiceError::invalid_parameter(
+                param,
+                format!(
+                    "{param} seq:N needs an unsigned integer N (got {:?})",
+                    truncate(&v)
+                ),
+            )
+        });
+    }
+    chrono::DateTime::parse_from_rfc3339(&v)
+        .map(|t| Some(Point::Time(t.with_timezone(&Utc))))
+        .map_err(|_| {
+            ServiceError::invalid_parameter(
+                param,
+                format!(
+                    "{param} must be an RFC 3339 time (e.g. 2026-03-01T00:00:00Z) or seq:N (got {:?})",
+                    truncate(&v)
+                ),
+            )
+        })
+}
+
+/// Why a point cannot be answered yet, if so: a sequence beyond what the read model holds.
+#[derive(Debug)]
+pub(crate) enum PointError {
+    Store(inventory_projector::StoreError),
+    Beyond {
+        param: &'static str,
+        seq: u64,
+        applied: u64,
+    },
+}
+
+impl From<inventory_projector::StoreError> for PointError {
+    fn from(e: inventory_projector::StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl PointError {
+    pub(crate) fn into_service(self) -> ServiceError {
+        match self {
+            Self::Store(e) => ServiceError::internal("reading the read model", &e),
+            Self::Beyond { param, seq, applied } => ServiceError::invalid_parameter(
+                param,
+                format!(
+                    "{param} seq:{seq} is beyond the newest event the read model holds (seq {applied})"
+                ),
+            ),
+        }
+    }
+}
+
+/// Resolves a point to a stream sequence the read model holds.
+pub(crate) fn resolve_point(
+    conn: &inventory_projector::Connection,
+    param: &'static str,
+    point: Point,
+) -> Result<u64, PointError> {
+    let seq = history::resolve(conn, point)?;
+    let applied = read::checkpoint(conn)?;
+    if seq > applied {
+        return Err(PointError::Beyond {
+            param,
+            seq,
+            applied,
+        });
+    }
+    Ok(seq)
+}
+
+/// Fetches one page: the union of `queries` (each ordered by key), merged, `limit` items, of
+/// the current view or (`at`) the view at a point of the stream.
 /// One more row than the limit is read to know whether a next page exists.
 async fn page(
     state: &AppState,
     queries: Vec<AssetQuery>,
     limit: u32,
+    at: Option<Point>,
 ) -> Result<AssetPage, ServiceError> {
-    let rows = state
+    let (rows, as_of_seq) = state
         .pool
         .run(move |conn| {
+            let at = match at {
+                Some(p) => match resolve_point(conn, "as_of", p) {
+                    Ok(seq) => Some(seq),
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => None,
+            };
             let mut all = Vec::new();
             for mut q in queries {
                 q.limit = limit + 1;
-                all.extend(read::list_assets(conn, &q)?);
+                all.extend(match at {
+                    Some(seq) => history::list_assets_at(conn, &q, seq)?,
+                    None => read::list_assets(conn, &q)?,
+                });
             }
-            Ok(all)
+            Ok(Ok((all, at)))
         })
         .await
-        .map_err(|e| ServiceError::internal("reading the read model", &e))?;
+        .map_err(|e| ServiceError::internal("reading the read model", &e))?
+        .map_err(PointError::into_service)?;
     let mut rows = rows;
     rows.sort_by(|a, b| a.key.cmp(&b.key));
     rows.dedup_by(|a, b| a.key == b.key);
@@ -129,6 +223,7 @@ async fn page(
     Ok(AssetPage {
         items: rows.into_iter().map(AssetDoc::from).collect(),
         next_cursor,
+        as_of_seq,
     })
 }
 
@@ -136,6 +231,7 @@ async fn page(
 pub async fn list_assets(state: &AppState, p: ListParams) -> Result<AssetPage, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
+    let at = parse_point("as_of", p.as_of)?;
     let name = non_empty(p.name);
     if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
         return Err(ServiceError::invalid_parameter(
@@ -152,7 +248,7 @@ pub async fn list_assets(state: &AppState, p: ListParams) -> Result<AssetPage, S
         after,
         limit,
     };
-    page(state, vec![q], limit).await
+    page(state, vec![q], limit, at).await
 }
 
 /// `GET /api/v1/accounts`: AWS accounts, GCP projects, Azure subscriptions.
@@ -163,6 +259,7 @@ pub async fn list_accounts(
 ) -> Result<AssetPage, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
+    let at = parse_point("as_of", p.as_of)?;
     let status = p.status.map(|s| s.as_str().to_owned());
     let queries = AccountProvider::VALUES
         .iter()
@@ -176,7 +273,7 @@ pub async fn list_accounts(
             ..AssetQuery::default()
         })
         .collect();
-    page(state, queries, limit).await
+    page(state, queries, limit, at).await
 }
 
 /// `GET /api/v1/monitoring`: Prometheus and Grafana endpoints.
@@ -187,6 +284,7 @@ pub async fn list_monitoring(
 ) -> Result<AssetPage, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
+    let at = parse_point("as_of", p.as_of)?;
     let status = p.status.map(|s| s.as_str().to_owned());
     let queries = MonitoringKind::VALUES
         .iter()
@@ -200,11 +298,16 @@ pub async fn list_monitoring(
             ..AssetQuery::default()
         })
         .collect();
-    page(state, queries, limit).await
+    page(state, queries, limit, at).await
 }
 
 /// `GET /api/v1/assets/{key}` (deleted assets included, with `deleted_at`).
-pub async fn get_asset(state: &AppState, key: String) -> Result<AssetDoc, ServiceError> {
+pub async fn get_asset(
+    state: &AppState,
+    key: String,
+    as_of: Option<String>,
+) -> Result<AssetDoc, ServiceError> {
+    let at = parse_point("as_of", as_of)?;
     let parsed = AssetKey::parse(&key).map_err(|_| {
         ServiceError::invalid_parameter(
             "key",
@@ -217,13 +320,28 @@ pub async fn get_asset(state: &AppState, key: String) -> Result<AssetDoc, Servic
     let k = parsed.to_string();
     let row = state
         .pool
-        .run(move |conn| read::get_asset(conn, &k))
+        .run(move |conn| {
+            Ok(match at {
+                None => Ok(read::get_asset(conn, &k)?),
+                Some(p) => match resolve_point(conn, "as_of", p) {
+                    Ok(seq) => Ok(history::get_asset_at(conn, &k, seq)?),
+                    Err(e) => Err(e),
+                },
+            })
+        })
         .await
-        .map_err(|e| ServiceError::internal("reading the read model", &e))?;
+        .map_err(|e| ServiceError::internal("reading the read model", &e))?
+        .map_err(PointError::into_service)?;
     row.map(AssetDoc::from).ok_or_else(|| {
         ServiceError::new(
             ErrorCode::NotFound,
-            format!("no asset with key {:?} in the read model", truncate(&key)),
+            match at {
+                None => format!("no asset with key {:?} in the read model", truncate(&key)),
+                Some(_) => format!(
+                    "no asset with key {:?} had been recorded at as_of",
+                    truncate(&key)
+                ),
+            },
         )
     })
 }

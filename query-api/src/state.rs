@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use inventory_projector::{ReadPool, Status};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSet;
 use crate::declare::Publisher;
@@ -24,6 +25,31 @@ pub struct AppState {
     pub(crate) sweep_interval: Duration,
     pub(crate) public_url: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) feed: FeedSettings,
+    /// Cancelled when the server starts shutting down (ends the change feeds).
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Tuning of the SSE change feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    /// Interval of the keep-alive comments that keep proxies from closing an idle feed.
+    pub heartbeat: Duration,
+    /// A client that has not read for this long while its buffer is full is dropped, with an
+    /// `end` event, so that it never holds back anything else.
+    pub slow_after: Duration,
+    /// Changes buffered per client.
+    pub buffer: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            slow_after: Duration::from_secs(30),
+            buffer: 1024,
+        }
+    }
 }
 
 impl AppState {
@@ -40,7 +66,21 @@ impl AppState {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             public_url: None,
             metrics: Arc::new(metrics),
+            feed: FeedSettings::default(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Tunes the change feed.
+    pub fn with_feed(mut self, feed: FeedSettings) -> Self {
+        self.feed = feed;
+        self
+    }
+
+    /// Ends the change feeds when `token` is cancelled (the server's shutdown).
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
     }
 
     /// Publishes declarations through `publisher`.

@@ -303,6 +303,8 @@ async fn serve_end_to_end_declare_then_read_and_resume_after_restart() {
         tokens: tokens(),
         sweep_interval: Duration::from_secs(900),
         public_url: None,
+        projector_batch: inventory_projector::RunOptions::default().batch_max,
+        feed: inventory_query_api::FeedSettings::default(),
     };
     let cancel = CancellationToken::new();
     let task = tokio::spawn(inventory_query_api::serve(cfg.clone(), cancel.clone()));

@@ -48,8 +48,8 @@ impl AssetsApi {
 impl AssetsApi {
     /// List assets
     ///
-    /// The current view, ordered by key, filtered and paged. Deleted assets are hidden unless
-    /// `include_deleted=true`.
+    /// The current view (or, with `as_of`, the view at a past point of the stream), ordered by
+    /// key, filtered and paged. Deleted assets are hidden unless `include_deleted=true`.
     #[oai(path = "/assets", method = "get", operation_id = "listAssets")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -69,6 +69,9 @@ impl AssetsApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
+        /// The view as the stream stood at this point: an RFC 3339 time (the newest event
+        /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
+        as_of: Query<Option<String>>,
     ) -> Result<Json<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
@@ -79,6 +82,7 @@ impl AssetsApi {
             include_deleted: include_deleted.0,
             limit: limit.0,
             cursor: cursor.0,
+            as_of: as_of.0,
         };
         Ok(Json(service::list_assets(&self.state, params).await?))
     }
@@ -94,9 +98,12 @@ impl AssetsApi {
         auth: OptionalBearer,
         /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
         key: Path<String>,
+        /// The view as the stream stood at this point: an RFC 3339 time (the newest event
+        /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
+        as_of: Query<Option<String>>,
     ) -> Result<Json<AssetDoc>, GetAssetError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(Json(service::get_asset(&self.state, key.0).await?))
+        Ok(Json(service::get_asset(&self.state, key.0, as_of.0).await?))
     }
 }
 
@@ -129,12 +136,16 @@ impl AccountsApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
+        /// The view as the stream stood at this point: an RFC 3339 time (the newest event
+        /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
+        as_of: Query<Option<String>>,
     ) -> Result<Json<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
             limit: limit.0,
             cursor: cursor.0,
+            as_of: as_of.0,
             ..ListParams::default()
         };
         Ok(Json(

@@ -4,6 +4,7 @@
 mod assets;
 mod collectors;
 mod health;
+mod history;
 mod monitoring;
 
 use poem_openapi::{OpenApi, Tags};
@@ -11,6 +12,7 @@ use poem_openapi::{OpenApi, Tags};
 pub use assets::{AccountsApi, AssetsApi};
 pub use collectors::CollectorsApi;
 pub use health::HealthApi;
+pub use history::HistoryApi;
 pub use monitoring::MonitoringApi;
 
 use crate::state::AppState;
@@ -24,6 +26,8 @@ pub enum ApiTags {
     Accounts,
     /// Prometheus and Grafana endpoints.
     Monitoring,
+    /// Past views, an asset's history, changes, diffs and the live change feed.
+    History,
     /// Freshness of the collectors.
     Collectors,
     /// Liveness, readiness and metrics.
@@ -35,6 +39,7 @@ pub type Apis = (
     AssetsApi,
     AccountsApi,
     MonitoringApi,
+    HistoryApi,
     CollectorsApi,
     HealthApi,
 );
@@ -45,6 +50,7 @@ pub fn apis(state: &AppState) -> Apis {
         AssetsApi::new(state.clone()),
         AccountsApi::new(state.clone()),
         MonitoringApi::new(state.clone()),
+        HistoryApi::new(state.clone()),
         CollectorsApi::new(state.clone()),
         HealthApi::new(state.clone()),
     )

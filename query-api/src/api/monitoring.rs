@@ -78,12 +78,16 @@ impl MonitoringApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
+        /// The view as the stream stood at this point: an RFC 3339 time (the newest event
+        /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
+        as_of: Query<Option<String>>,
     ) -> Result<Json<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
             limit: limit.0,
             cursor: cursor.0,
+            as_of: as_of.0,
             ..ListParams::default()
         };
         Ok(Json(

@@ -25,6 +25,8 @@ pub struct Fixture {
     pub status_rx: watch::Receiver<Status>,
     seq: u64,
     chains: HashMap<String, ChainLink>,
+    /// Every message applied, by sequence (index = seq - 1).
+    pub log: Vec<Vec<u8>>,
 }
 
 pub fn asset(provider: &str, kind: &str, id: &str, name: &str, status: AssetStatus) -> Asset {
@@ -66,6 +68,7 @@ impl Fixture {
             status_rx,
             seq: 0,
             chains: HashMap::new(),
+            log: Vec::new(),
         }
     }
 
@@ -87,6 +90,7 @@ impl Fixture {
         );
         let outcome = self.store.apply(&[inc]).unwrap();
         assert_eq!(outcome.applied, 1, "event not applied: {outcome:?}");
+        self.log.push(out.payload.clone());
         if let (Some(key), Some(chain)) = (&out.key, &out.chainhash) {
             self.chains.insert(
                 key.clone(),
@@ -174,6 +178,7 @@ impl Fixture {
             Bytes::from_static(b"not a cloudevent"),
         );
         self.store.apply(&[inc]).unwrap();
+        self.log.push(b"not a cloudevent".to_vec());
     }
 }
 

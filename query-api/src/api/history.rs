@@ -1,0 +1,206 @@
+//! `GET /api/v1/assets/{key}/history`, `GET /api/v1/changes`, `GET /api/v1/changes/stream`
+//! and `GET /api/v1/diff`.
+
+use poem::web::sse::Event;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::types::ToJSON;
+use poem_openapi::OpenApi;
+
+use super::ApiTags;
+use crate::auth::OptionalBearer;
+use crate::changes::{self, ChangeParams, DiffParams};
+use crate::model::{ChangePage, ChangeType, DiffPage, FeedEvent};
+use crate::problem_responses;
+use crate::state::AppState;
+
+problem_responses! {
+    /// Errors of `GET /api/v1/assets/{key}/history`.
+    pub enum HistoryError {
+        /// The key or a parameter is malformed; `parameter` names it.
+        400 => BadRequest,
+        /// Reads need a token here, and none (or an unknown one) was presented.
+        401 => Unauthorized,
+        /// No asset with this key has ever been recorded.
+        404 => NotFound,
+    }
+}
+
+problem_responses! {
+    /// Errors of the change and diff queries.
+    pub enum ChangesError {
+        /// A parameter is malformed, out of range, or names a point beyond the read model;
+        /// `parameter` names it.
+        400 => BadRequest,
+        /// Reads need a token here, and none (or an unknown one) was presented.
+        401 => Unauthorized,
+    }
+}
+
+/// History, changes and diffs.
+pub struct HistoryApi {
+    state: AppState,
+}
+
+impl HistoryApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// SSE form of a feed event: `change` events carry the stream sequence as their id.
+fn sse_event(item: FeedEvent) -> Event {
+    match &item {
+        FeedEvent::Change(c) => Event::message(item.to_json_string())
+            .event_type("change")
+            .id(c.seq.to_string()),
+        FeedEvent::End(_) => Event::message(item.to_json_string()).event_type("end"),
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::History")]
+impl HistoryApi {
+    /// History of one asset
+    ///
+    /// Every event of the asset, newest first, paged: the state after it, what changed (a JSON
+    /// Patch against the previous version) and its provenance. The key may be sent
+    /// percent-encoded or as a path tail (`/api/v1/assets/aws/account/123/history`).
+    #[oai(
+        path = "/assets/:key/history",
+        method = "get",
+        operation_id = "getAssetHistory"
+    )]
+    async fn history(
+        &self,
+        auth: OptionalBearer,
+        /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
+        key: Path<String>,
+        /// Page size, 1-1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ChangePage>, HistoryError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        Ok(Json(
+            changes::history(&self.state, key.0, limit.0, cursor.0).await?,
+        ))
+    }
+
+    /// Changes in a window
+    ///
+    /// Asset events (discovered, changed, deleted) after `since` and up to `until`, in stream
+    /// order, filtered, paged by stream sequence. Each carries the state after it, a JSON Patch
+    /// against the asset's previous version, and its provenance.
+    #[oai(path = "/changes", method = "get", operation_id = "listChanges")]
+    #[allow(clippy::too_many_arguments)]
+    async fn changes(
+        &self,
+        auth: OptionalBearer,
+        /// Only changes after this point: an RFC 3339 time or `seq:N` (exclusive). Default: the
+        /// start of the stream.
+        since: Query<Option<String>>,
+        /// Only changes up to this point: an RFC 3339 time or `seq:N` (inclusive).
+        until: Query<Option<String>>,
+        /// Provider: 1-64 of `[a-z0-9_-]`.
+        provider: Query<Option<String>>,
+        /// Kind: 1-64 of `[a-z0-9_-]`.
+        kind: Query<Option<String>>,
+        /// Event type.
+        #[oai(name = "type")]
+        ty: Query<Option<ChangeType>>,
+        /// Page size, 1-1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ChangePage>, ChangesError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let params = ChangeParams {
+            since: since.0,
+            until: until.0,
+            provider: provider.0,
+            kind: kind.0,
+            ty: ty.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        Ok(Json(changes::changes(&self.state, params).await?))
+    }
+
+    /// Live change feed (Server-Sent Events)
+    ///
+    /// Changes as the read model applies them, with the same filters as `/changes`. Each
+    /// `change` event's SSE id is its stream sequence: a client that reconnects with
+    /// `Last-Event-ID` resumes right after it, with no gap and no duplicate. Comments are sent
+    /// as heartbeats while nothing changes. A client that stops reading is sent an `end` event
+    /// (with the last id it was sent) and the stream is closed.
+    #[oai(
+        path = "/changes/stream",
+        method = "get",
+        operation_id = "streamChanges"
+    )]
+    async fn stream(
+        &self,
+        auth: OptionalBearer,
+        /// Start after this point (an RFC 3339 time or `seq:N`) instead of at the changes
+        /// applied from now on. Ignored when `Last-Event-ID` is sent.
+        since: Query<Option<String>>,
+        /// Provider: 1-64 of `[a-z0-9_-]`.
+        provider: Query<Option<String>>,
+        /// Kind: 1-64 of `[a-z0-9_-]`.
+        kind: Query<Option<String>>,
+        /// Event type.
+        #[oai(name = "type")]
+        ty: Query<Option<ChangeType>>,
+        /// The id of the last event received, sent by SSE clients when they reconnect.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Option<String>>,
+    ) -> Result<EventStream<futures::stream::BoxStream<'static, FeedEvent>>, ChangesError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let filters = changes::feed_filters(ChangeParams {
+            provider: provider.0,
+            kind: kind.0,
+            ty: ty.0,
+            ..ChangeParams::default()
+        })?;
+        let after = changes::feed_start(&self.state, last_event_id.0, since.0).await?;
+        let stream = changes::feed(self.state.clone(), filters, after);
+        Ok(EventStream::new(futures::StreamExt::boxed(stream))
+            .keep_alive(self.state.feed.heartbeat)
+            .to_event(sse_event))
+    }
+
+    /// Difference between two points
+    ///
+    /// Assets added, removed and changed (content) between `from` and `to` (RFC 3339 times or
+    /// `seq:N`), across the estate or for one provider or kind, ordered by key, paged; with the
+    /// totals of all pages and, for changed assets, a JSON Patch.
+    #[oai(path = "/diff", method = "get", operation_id = "diff")]
+    #[allow(clippy::too_many_arguments)]
+    async fn diff(
+        &self,
+        auth: OptionalBearer,
+        /// The earlier point: an RFC 3339 time or `seq:N`.
+        from: Query<Option<String>>,
+        /// The later point: an RFC 3339 time or `seq:N`.
+        to: Query<Option<String>>,
+        /// Provider: 1-64 of `[a-z0-9_-]`.
+        provider: Query<Option<String>>,
+        /// Kind: 1-64 of `[a-z0-9_-]`.
+        kind: Query<Option<String>>,
+        /// Page size, 1-1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DiffPage>, ChangesError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let params = DiffParams {
+            from: from.0,
+            to: to.0,
+            provider: provider.0,
+            kind: kind.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        Ok(Json(changes::diff(&self.state, params).await?))
+    }
+}

@@ -1,0 +1,401 @@
+//! The history side of the service layer: an asset's versions, changes in a window, the diff
+//! between two points, and the live change feed (SSE).
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use inventory_projector::history::{self, ChangeQuery, DiffKind, VersionRow};
+use inventory_projector::read::AssetQuery;
+use inventory_schemas::AssetKey;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info};
+
+use crate::cursor;
+use crate::model::{
+    AssetDoc, ChangeDoc, ChangePage, ChangeType, DiffChange, DiffCountsDoc, DiffItem, DiffPage,
+    FeedEnd, FeedEvent,
+};
+use crate::patch::asset_patch;
+use crate::problem::{ErrorCode, ServiceError};
+use crate::service::{
+    non_empty, parse_cursor, parse_limit, parse_point, resolve_point, truncate, word, PointError,
+};
+use crate::state::AppState;
+
+/// Changes read from the read model per query of the feed.
+const FEED_PAGE: u32 = 500;
+
+impl From<VersionRow> for ChangeDoc {
+    fn from(v: VersionRow) -> Self {
+        let patch = match (v.ty.as_str(), &v.previous) {
+            ("deleted", _) | (_, None) => None,
+            (_, Some(prev)) => Some(asset_patch(prev, &v.data)),
+        };
+        Self {
+            seq: v.seq,
+            key: v.asset_key,
+            time: v.observed_at,
+            recorded_at: v.recorded_at,
+            name: v.name,
+            status: v.status,
+            source: v.source,
+            event_id: v.event_id,
+            contenthash: v.contenthash,
+            chainhash: v.chainhash,
+            prevseq: v.prevseq,
+            patch,
+            provenance: v.data.get("provenance").cloned(),
+            data: v.data,
+            ty: v.ty,
+        }
+    }
+}
+
+fn read_failed(e: &inventory_projector::StoreError) -> ServiceError {
+    ServiceError::internal("reading the read model", e)
+}
+
+/// A sequence cursor (`next_cursor` of a history or change page).
+fn parse_seq_cursor(c: Option<String>) -> Result<Option<u64>, ServiceError> {
+    match non_empty(c) {
+        None => Ok(None),
+        Some(c) => c.parse::<u64>().map(Some).map_err(|_| {
+            ServiceError::invalid_parameter(
+                "cursor",
+                format!(
+                    "cursor {:?} is not valid; pass the next_cursor of a previous page",
+                    truncate(&c)
+                ),
+            )
+        }),
+    }
+}
+
+fn parse_key(key: &str) -> Result<String, ServiceError> {
+    AssetKey::parse(key).map(|k| k.to_string()).map_err(|_| {
+        ServiceError::invalid_parameter(
+            "key",
+            format!(
+                "key must be <provider>/<kind>/<native id>, e.g. aws/account/123456789012 (got {:?})",
+                truncate(key)
+            ),
+        )
+    })
+}
+
+/// `GET /api/v1/assets/{key}/history`: the asset's events, newest first.
+pub async fn history(
+    state: &AppState,
+    key: String,
+    limit: Option<i64>,
+    cursor: Option<String>,
+) -> Result<ChangePage, ServiceError> {
+    let k = parse_key(&key)?;
+    let limit = parse_limit(limit)?;
+    let before = parse_seq_cursor(cursor)?;
+    let mut rows = state
+        .pool
+        .run(move |conn| history::history(conn, &k, before, limit + 1))
+        .await
+        .map_err(|e| read_failed(&e))?;
+    if rows.is_empty() && before.is_none() {
+        return Err(ServiceError::new(
+            ErrorCode::NotFound,
+            format!("no asset with key {:?} in the read model", truncate(&key)),
+        ));
+    }
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(ChangePage {
+        items: rows.into_iter().map(ChangeDoc::from).collect(),
+        next_cursor,
+    })
+}
+
+/// Filters of `GET /api/v1/changes` and its stream, as received.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeParams {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+    pub ty: Option<ChangeType>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/changes`: asset events after `since` up to `until`, in stream order.
+pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, ServiceError> {
+    let limit = parse_limit(p.limit)?;
+    let cursor = parse_seq_cursor(p.cursor)?;
+    let since = parse_point("since", p.since)?;
+    let until = parse_point("until", p.until)?;
+    let mut q = ChangeQuery {
+        provider: word("provider", p.provider)?,
+        kinds: word("kind", p.kind)?.into_iter().collect(),
+        types: p.ty.map(|t| t.as_str().to_owned()).into_iter().collect(),
+        limit: limit + 1,
+        ..ChangeQuery::default()
+    };
+    let mut rows = state
+        .pool
+        .run(move |conn| {
+            let since = match since.map(|s| resolve_point(conn, "since", s)).transpose() {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            };
+            let until = match until.map(|u| resolve_point(conn, "until", u)).transpose() {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
+            };
+            q.after = since.unwrap_or(0).max(cursor.unwrap_or(0));
+            q.until = until;
+            Ok(Ok(history::changes(conn, &q)?))
+        })
+        .await
+        .map_err(|e| read_failed(&e))?
+        .map_err(PointError::into_service)?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(ChangePage {
+        items: rows.into_iter().map(ChangeDoc::from).collect(),
+        next_cursor,
+    })
+}
+
+/// Filters of `GET /api/v1/diff`, as received.
+#[derive(Debug, Clone, Default)]
+pub struct DiffParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/diff`: assets added, removed and changed between two points.
+pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceError> {
+    let limit = parse_limit(p.limit)?;
+    let after = parse_cursor(p.cursor)?;
+    let required = |name: &'static str, v: Option<String>| {
+        parse_point(name, v)?.ok_or_else(|| {
+            ServiceError::invalid_parameter(
+                name,
+                format!("{name} is required: an RFC 3339 time or seq:N"),
+            )
+        })
+    };
+    let from = required("from", p.from)?;
+    let to = required("to", p.to)?;
+    let q = AssetQuery {
+        provider: word("provider", p.provider)?,
+        kinds: word("kind", p.kind)?.into_iter().collect(),
+        after,
+        limit: limit + 1,
+        ..AssetQuery::default()
+    };
+    let (from_seq, to_seq, mut rows, counts) = state
+        .pool
+        .run(move |conn| {
+            let points = resolve_point(conn, "from", from)
+                .and_then(|f| resolve_point(conn, "to", to).map(|t| (f, t)));
+            let (f, t) = match points {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let (rows, counts) = history::diff(conn, &q, f, t)?;
+            Ok(Ok((f, t, rows, counts)))
+        })
+        .await
+        .map_err(|e| read_failed(&e))?
+        .map_err(PointError::into_service)?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| cursor::encode(&r.key))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let patch = match (&r.kind, &r.from, &r.to) {
+                (DiffKind::Changed, Some(a), Some(b)) => Some(asset_patch(&a.data, &b.data)),
+                _ => None,
+            };
+            DiffItem {
+                key: r.key,
+                change: match r.kind {
+                    DiffKind::Added => DiffChange::Added,
+                    DiffKind::Removed => DiffChange::Removed,
+                    DiffKind::Changed => DiffChange::Changed,
+                },
+                from: r.from.map(AssetDoc::from),
+                to: r.to.map(AssetDoc::from),
+                patch,
+            }
+        })
+        .collect();
+    Ok(DiffPage {
+        from_seq,
+        to_seq,
+        counts: DiffCountsDoc {
+            added: counts.added,
+            removed: counts.removed,
+            changed: counts.changed,
+        },
+        items,
+        next_cursor,
+    })
+}
+
+/// Where a feed starts: after `Last-Event-ID` if the client sent one (a reconnect), else after
+/// `since`, else at the changes applied from now on.
+pub async fn feed_start(
+    state: &AppState,
+    last_event_id: Option<String>,
+    since: Option<String>,
+) -> Result<u64, ServiceError> {
+    if let Some(id) = non_empty(last_event_id) {
+        return id.trim().parse::<u64>().map_err(|_| {
+            ServiceError::invalid_parameter(
+                "Last-Event-ID",
+                format!(
+                    "Last-Event-ID must be the id (a stream sequence) of an event of this feed (got {:?})",
+                    truncate(&id)
+                ),
+            )
+        });
+    }
+    match parse_point("since", since)? {
+        None => Ok(state.status.borrow().applied_seq),
+        Some(p) => state
+            .pool
+            .run(move |conn| Ok(resolve_point(conn, "since", p)))
+            .await
+            .map_err(|e| read_failed(&e))?
+            .map_err(PointError::into_service),
+    }
+}
+
+/// Validated filters of a feed.
+pub fn feed_filters(p: ChangeParams) -> Result<ChangeQuery, ServiceError> {
+    Ok(ChangeQuery {
+        provider: word("provider", p.provider)?,
+        kinds: word("kind", p.kind)?.into_iter().collect(),
+        types: p.ty.map(|t| t.as_str().to_owned()).into_iter().collect(),
+        limit: FEED_PAGE,
+        ..ChangeQuery::default()
+    })
+}
+
+/// The live change feed: every matching change applied after `after`, in stream order, as the
+/// projector commits them; then an `end` event when the server stops the feed.
+///
+/// A task per client reads the read model (never the projector's writer) into a bounded buffer;
+/// a client that leaves its buffer full for `slow_after` is dropped with an `end` event naming
+/// the last change it was sent, from which it can resume with `Last-Event-ID`.
+pub fn feed(
+    state: AppState,
+    filters: ChangeQuery,
+    after: u64,
+) -> impl Stream<Item = FeedEvent> + Send + 'static {
+    let settings = state.feed;
+    let (tx, rx) = mpsc::channel::<FeedEvent>(settings.buffer.max(1));
+    let (end_tx, end_rx) = oneshot::channel::<FeedEnd>();
+    tokio::spawn(async move {
+        let end = produce(&state, filters, after, &tx, settings.slow_after).await;
+        if let Some(end) = end {
+            info!(reason = %end.reason, last_event_id = ?end.last_event_id, "change feed ended");
+            let _ = end_tx.send(end);
+        }
+    });
+    let changes = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    changes.chain(
+        futures::stream::once(end_rx).filter_map(|end| async move { end.ok().map(FeedEvent::End) }),
+    )
+}
+
+/// Sends changes until the client goes away (`None`) or the feed must end (`Some(why)`).
+async fn produce(
+    state: &AppState,
+    filters: ChangeQuery,
+    mut after: u64,
+    tx: &mpsc::Sender<FeedEvent>,
+    slow_after: Duration,
+) -> Option<FeedEnd> {
+    let mut status = state.status.clone();
+    let mut sent: Option<u64> = (after > 0).then_some(after);
+    let end = |reason: &str, sent: Option<u64>| {
+        Some(FeedEnd {
+            reason: reason.to_owned(),
+            last_event_id: sent,
+        })
+    };
+    loop {
+        let applied = status.borrow_and_update().applied_seq;
+        if applied > after {
+            let mut q = filters.clone();
+            q.after = after;
+            q.until = Some(applied);
+            let rows = match state.pool.run(move |conn| history::changes(conn, &q)).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "change feed cannot read the read model");
+                    return end("the server cannot read its read model", sent);
+                }
+            };
+            let full = rows.len() >= filters.limit as usize;
+            for row in rows {
+                let seq = row.seq;
+                match tx
+                    .send_timeout(FeedEvent::Change(Box::new(row.into())), slow_after)
+                    .await
+                {
+                    Ok(()) => {
+                        after = seq;
+                        sent = Some(seq);
+                    }
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        return end(
+                            &format!(
+                                "the client read too slowly (no progress for {} s); reconnect with Last-Event-ID to resume",
+                                slow_after.as_secs()
+                            ),
+                            sent,
+                        );
+                    }
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return None,
+                }
+            }
+            if !full {
+                // Everything up to `applied` that matched was sent.
+                after = applied;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tx.closed() => {
+                debug!("change feed client went away");
+                return None;
+            }
+            () = state.shutdown.cancelled() => {
+                return end("the server is shutting down; reconnect with Last-Event-ID to resume", sent);
+            }
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return end("the projector stopped; reconnect with Last-Event-ID to resume", sent);
+                }
+            }
+        }
+    }
+}
