@@ -11,6 +11,8 @@ mod rows;
 mod sweeps;
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -23,7 +25,7 @@ use tracing::{debug, warn};
 use crate::fold::{fold, AssetState};
 use crate::StoreError;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = include_str!("store/schema.sql");
 
@@ -79,7 +81,7 @@ pub struct BatchOutcome {
 struct OpenBatch {
     outcome: BatchOutcome,
     /// New states by key, folded over the batch so far.
-    staged: HashMap<String, AssetState>,
+    staged: HashMap<String, AssetState, RandomState>,
     /// `(seq, next_seq)`: events of the transaction's assets superseded by a newer one.
     superseded: Vec<(u64, u64)>,
 }
@@ -89,7 +91,7 @@ pub struct Store {
     conn: Connection,
     checkpoint: u64,
     /// Current state of every asset (committed), so a batch folds without reading back.
-    states: HashMap<String, AssetState>,
+    states: HashMap<String, AssetState, RandomState>,
     open: Option<OpenBatch>,
 }
 
@@ -228,7 +230,7 @@ impl Store {
                     last_seq: self.checkpoint,
                     ..BatchOutcome::default()
                 },
-                staged: HashMap::new(),
+                staged: HashMap::default(),
                 superseded: Vec::new(),
             });
         }
@@ -362,22 +364,6 @@ impl Store {
     }
 
     fn commit_open(&self, open: &OpenBatch) -> Result<(), StoreError> {
-        if !open.staged.is_empty() {
-            let replaced = open.staged.keys().any(|k| self.states.contains_key(k));
-            {
-                let mut stage = self.conn.appender("assets_stage")?;
-                stage.append_record_batch(rows::asset_rows(open.staged.values())?)?;
-                stage.flush()?;
-            }
-            if replaced {
-                self.conn.execute_batch(
-                    "DELETE FROM assets WHERE asset_key IN (SELECT asset_key FROM assets_stage)",
-                )?;
-            }
-            self.conn.execute_batch(
-                "INSERT INTO assets SELECT * FROM assets_stage; DELETE FROM assets_stage;",
-            )?;
-        }
         if !open.superseded.is_empty() {
             {
                 let mut stage = self.conn.appender("superseded_stage")?;
@@ -430,7 +416,7 @@ fn reject(
     Ok(())
 }
 
-fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState>, StoreError> {
+fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState, RandomState>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT asset_key, provider, kind, native_id, name, status, source, epoch_us(first_seen), \
          epoch_us(last_changed), epoch_us(last_seen), epoch_us(deleted_at), version, contenthash, \
@@ -455,7 +441,7 @@ fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState>, StoreEr
             chainhash: r.get(13)?,
         })
     })?;
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     for row in rows {
         let s = row?;
         out.insert(s.key.clone(), s);

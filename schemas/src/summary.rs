@@ -37,10 +37,11 @@ pub struct EventSummary {
 impl EventSummary {
     /// The `data` member's text, given the payload this summary was decoded from.
     pub fn data_text<'p>(&self, payload: &'p [u8]) -> &'p str {
-        // The range was taken from a validated UTF-8 JSON value of this payload.
+        // The range was taken from a validated UTF-8 JSON value of this payload; checking it
+        // again is the price of no `unsafe` (SIMD: a fraction of a microsecond per document).
         payload
             .get(self.data_range.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|b| simdutf8::basic::from_utf8(b).ok())
             .unwrap_or("null")
     }
 

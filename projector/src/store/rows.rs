@@ -1,6 +1,6 @@
-//! Column-wise builders for the rows the store appends: a chunk of `events` rows, or the staged
-//! `assets` rows of a batch, handed to DuckDB's appender as one Arrow record batch (much cheaper
-//! than binding every value of every row through the row appender).
+//! Column-wise builders for the rows the store appends (a chunk of `events` rows, the superseded
+//! pairs of a batch), handed to DuckDB's appender as one Arrow record batch (much cheaper than
+//! binding every value of every row through the row appender).
 
 use std::sync::Arc;
 
@@ -178,80 +178,6 @@ impl EventColumns {
         ]);
         RecordBatch::try_new(schema, columns).map(Some)
     }
-}
-
-/// The `assets` rows of a batch, in table order.
-pub(super) fn asset_rows<'a>(
-    states: impl ExactSizeIterator<Item = &'a AssetState>,
-) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
-    let n = states.len();
-    let mut key = StringBuilder::with_capacity(n, n * 32);
-    let mut provider = StringBuilder::with_capacity(n, n * 8);
-    let mut kind = StringBuilder::with_capacity(n, n * 8);
-    let mut native_id = StringBuilder::with_capacity(n, n * 16);
-    let mut name = StringBuilder::with_capacity(n, n * 24);
-    let mut status = StringBuilder::with_capacity(n, n * 8);
-    let mut source = StringBuilder::with_capacity(n, n * 32);
-    let mut first_seen = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut last_changed = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut last_seen = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut deleted_at = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut version = UInt64Builder::with_capacity(n);
-    let mut contenthash = StringBuilder::with_capacity(n, n * 64);
-    let mut chainhash = StringBuilder::with_capacity(n, n * 64);
-    let mut data_seq = UInt64Builder::with_capacity(n);
-    for s in states {
-        key.append_value(&s.key);
-        provider.append_value(&s.provider);
-        kind.append_value(&s.kind);
-        native_id.append_value(&s.native_id);
-        name.append_value(&s.name);
-        status.append_value(&s.status);
-        source.append_value(&s.source);
-        first_seen.append_value(micros(s.first_seen));
-        last_changed.append_value(micros(s.last_changed));
-        last_seen.append_value(micros(s.last_seen));
-        deleted_at.append_option(s.deleted_at.map(micros));
-        version.append_value(s.version);
-        contenthash.append_value(&s.contenthash);
-        chainhash.append_value(&s.chainhash);
-        data_seq.append_option(s.data_seq);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(key.finish()),
-        Arc::new(provider.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(native_id.finish()),
-        Arc::new(name.finish()),
-        Arc::new(status.finish()),
-        Arc::new(source.finish()),
-        Arc::new(first_seen.finish()),
-        Arc::new(last_changed.finish()),
-        Arc::new(last_seen.finish()),
-        Arc::new(deleted_at.finish()),
-        Arc::new(version.finish()),
-        Arc::new(contenthash.finish()),
-        Arc::new(chainhash.finish()),
-        Arc::new(data_seq.finish()),
-    ];
-    let schema = schema(&[
-        ("asset_key", DataType::Utf8, false),
-        ("provider", DataType::Utf8, false),
-        ("kind", DataType::Utf8, false),
-        ("native_id", DataType::Utf8, false),
-        ("name", DataType::Utf8, false),
-        ("status", DataType::Utf8, false),
-        ("source", DataType::Utf8, false),
-        ("first_seen", timestamp(), false),
-        ("last_changed", timestamp(), false),
-        ("last_seen", timestamp(), false),
-        ("deleted_at", timestamp(), true),
-        ("version", DataType::UInt64, false),
-        ("contenthash", DataType::Utf8, false),
-        ("chainhash", DataType::Utf8, false),
-        ("data_seq", DataType::UInt64, true),
-    ]);
-    RecordBatch::try_new(schema, columns)
 }
 
 /// `(seq, next_seq)` pairs: each event superseded by a later event of its asset.

@@ -23,29 +23,28 @@ CREATE TABLE IF NOT EXISTS events (
     status       VARCHAR,
     first_seen   TIMESTAMP,
     last_changed TIMESTAMP,
-    data_seq     UBIGINT,             -- the event holding the asset's last known data (as assets)
+    data_seq     UBIGINT,             -- the event holding the asset's last known data
     next_seq     UBIGINT              -- the asset's next event; NULL while this is its newest
 );
 -- Point lookups of events by sequence (an asset's data, a page of history) without a scan.
 CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
-CREATE TABLE IF NOT EXISTS assets (
-    asset_key    VARCHAR   NOT NULL,
-    provider     VARCHAR   NOT NULL,
-    kind         VARCHAR   NOT NULL,
-    native_id    VARCHAR   NOT NULL,
-    name         VARCHAR   NOT NULL,
-    status       VARCHAR   NOT NULL,
-    source       VARCHAR   NOT NULL,
-    first_seen   TIMESTAMP NOT NULL,
-    last_changed TIMESTAMP NOT NULL,
-    last_seen    TIMESTAMP NOT NULL,
-    deleted_at   TIMESTAMP,
-    version      UBIGINT   NOT NULL,  -- stream sequence of the newest event
-    contenthash  VARCHAR   NOT NULL,
-    chainhash    VARCHAR   NOT NULL,
-    data_seq     UBIGINT              -- the event (events.seq) whose data is the last known state,
-                                      -- kept after deletion; NULL if only a tombstone was seen
-);
+-- The current view: each asset's newest event, with the state it carries (deleted ones included,
+-- with deleted_at). A view, not a table, so that the write path is only appends to `events` and
+-- one UPDATE of next_seq per batch, and the current view can never disagree with the history.
+CREATE VIEW IF NOT EXISTS assets AS
+    SELECT asset_key, provider, kind,
+           substr(asset_key, length(provider) + length(kind) + 3) AS native_id,
+           name, status, source, first_seen, last_changed,
+           observed_at AS last_seen,
+           CASE WHEN type = 'deleted' THEN observed_at END AS deleted_at,
+           seq AS version, contenthash, chainhash,
+           data_seq  -- the event whose data is the last known state, kept after deletion;
+                     -- NULL if only a tombstone was seen
+    FROM events
+    WHERE asset_key IS NOT NULL AND next_seq IS NULL;
+-- For analysts (replay files, `inventory project`): the current view with each asset's document.
+CREATE VIEW IF NOT EXISTS assets_full AS
+    SELECT a.*, e.data FROM assets a LEFT JOIN events e ON e.seq = a.data_seq;
 CREATE TABLE IF NOT EXISTS sweeps (
     source       VARCHAR   NOT NULL,  -- collector scope, e.g. /collectors/aws/o-abc
     collector    VARCHAR   NOT NULL,
@@ -74,5 +73,4 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason       VARCHAR   NOT NULL,
     payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
 );
-CREATE TEMP TABLE IF NOT EXISTS assets_stage AS SELECT * FROM assets LIMIT 0;
 CREATE TEMP TABLE IF NOT EXISTS superseded_stage (seq UBIGINT NOT NULL, next_seq UBIGINT NOT NULL);
