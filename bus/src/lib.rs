@@ -151,7 +151,12 @@ pub fn stream_config(settings: &StreamSettings) -> stream::Config {
         allow_rollup: false,
         max_age: settings.max_age,
         num_replicas: settings.replicas,
-        duplicate_window: settings.duplicate_window,
+        // The server refuses a duplicate window longer than the retention.
+        duplicate_window: if settings.max_age.is_zero() {
+            settings.duplicate_window
+        } else {
+            settings.duplicate_window.min(settings.max_age)
+        },
         allow_direct: true,
         ..Default::default()
     }
@@ -482,4 +487,21 @@ pub async fn next_on_subject(
             .await,
         format!("{subject} from sequence {from}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duplicate_window_never_exceeds_the_retention() {
+        let forever = stream_config(&StreamSettings::default());
+        assert_eq!(forever.duplicate_window, Duration::from_secs(120));
+        assert!(forever.deny_delete && forever.deny_purge && !forever.allow_rollup);
+        let short = stream_config(&StreamSettings {
+            max_age: Duration::from_secs(60),
+            ..StreamSettings::default()
+        });
+        assert_eq!(short.duplicate_window, Duration::from_secs(60));
+    }
 }
