@@ -83,6 +83,20 @@ fn parse_key(key: &str) -> Result<String, ServiceError> {
     })
 }
 
+/// A page of `limit` changes from `rows` (read with one more, to know whether a next page
+/// exists); the cursor is the last sequence returned.
+fn change_page(mut rows: Vec<VersionRow>, limit: u32) -> ChangePage {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    ChangePage {
+        items: rows.into_iter().map(ChangeDoc::from).collect(),
+        next_cursor,
+    }
+}
+
 /// `GET /api/v1/assets/{key}/history`: the asset's events, newest first.
 pub async fn history(
     state: &AppState,
@@ -93,7 +107,7 @@ pub async fn history(
     let k = parse_key(&key)?;
     let limit = parse_limit(limit)?;
     let before = parse_seq_cursor(cursor)?;
-    let mut rows = state
+    let rows = state
         .pool
         .run(move |conn| history::history(conn, &k, before, limit + 1))
         .await
@@ -104,15 +118,7 @@ pub async fn history(
             format!("no asset with key {:?} in the read model", truncate(&key)),
         ));
     }
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
-    Ok(ChangePage {
-        items: rows.into_iter().map(ChangeDoc::from).collect(),
-        next_cursor,
-    })
+    Ok(change_page(rows, limit))
 }
 
 /// Filters of `GET /api/v1/changes` and its stream, as received.
@@ -140,7 +146,7 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
         limit: limit + 1,
         ..ChangeQuery::default()
     };
-    let mut rows = state
+    let rows = state
         .pool
         .run(move |conn| {
             let since = match since.map(|s| resolve_point(conn, "since", s)).transpose() {
@@ -158,15 +164,7 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
         .await
         .map_err(|e| read_failed(&e))?
         .map_err(PointError::into_service)?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
-    Ok(ChangePage {
-        items: rows.into_iter().map(ChangeDoc::from).collect(),
-        next_cursor,
-    })
+    Ok(change_page(rows, limit))
 }
 
 /// Filters of `GET /api/v1/diff`, as received.
