@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use inventory_bus::StoredMessage;
 use inventory_schemas::{
-    decode, encode_asset, encode_tombstone, hash::asset_content_hash, Asset, ChainLink, EventData,
-    EventType, OutgoingEvent, Provenance, SchemaError, Tombstone,
+    decode_asset_message, encode_asset, encode_tombstone, hash::asset_content_hash, Asset,
+    ChainLink, EventData, EventType, OutgoingEvent, Provenance, SchemaError, Tombstone,
 };
 use tracing::warn;
 
@@ -63,44 +63,32 @@ impl Last {
     }
 }
 
-/// Classifies a stored message. Never fails: what does not decode is logged and `Unreadable`.
+/// Classifies a stored message. Never fails: what is not an asset event of its subject
+/// ([`decode_asset_message`]) is logged and `Unreadable`.
 pub(crate) fn classify(msg: &StoredMessage) -> Last {
-    let event = match decode(&msg.payload) {
-        Ok(ev) => ev,
-        Err(error) => {
-            warn!(subject = %msg.subject, seq = msg.seq, %error, "last event of subject does not decode; treating the subject as unknown");
+    let (event, _key) = match decode_asset_message(&msg.subject, &msg.payload) {
+        Ok(decoded) => decoded,
+        Err(reason) => {
+            warn!(subject = %msg.subject, seq = msg.seq, %reason, "newest message of the subject is not its asset's event; the chain restarts after it");
             return Last::Unreadable { seq: msg.seq };
         }
     };
-    let (id, provider, kind, name, deleted) = match &event.data {
-        EventData::Asset(a) => (&a.id, &a.provider, &a.kind, &a.name, false),
-        EventData::Tombstone(t) => (&t.id, &t.provider, &t.kind, &t.name, true),
-        EventData::Sweep(_) => {
-            warn!(subject = %msg.subject, seq = msg.seq, "sweep event on an asset subject; treating the subject as unknown");
-            return Last::Unreadable { seq: msg.seq };
-        }
-    };
-    let on_own_subject = inventory_schemas::AssetKey::new(provider, kind, id)
-        .map(|k| k.subject() == msg.subject)
-        .unwrap_or(false);
-    let (Some(contenthash), Some(chainhash), true) = (
-        event.contenthash.clone(),
-        event.chainhash.clone(),
-        on_own_subject,
-    ) else {
-        warn!(subject = %msg.subject, seq = msg.seq, "asset event does not belong to its subject; treating the subject as unknown");
-        return Last::Unreadable { seq: msg.seq };
+    let (id, provider, kind, name, deleted) = match event.data {
+        EventData::Asset(a) => (a.id, a.provider, a.kind, a.name, false),
+        EventData::Tombstone(t) => (t.id, t.provider, t.kind, t.name, true),
+        EventData::Sweep(_) => return Last::Unreadable { seq: msg.seq },
     };
     Last::Event(LastEvent {
         seq: msg.seq,
-        chainhash,
-        contenthash,
+        // `decode` requires both on asset events.
+        chainhash: event.chainhash.unwrap_or_default(),
+        contenthash: event.contenthash.unwrap_or_default(),
         source: event.source,
         deleted,
-        id: id.clone(),
-        provider: provider.clone(),
-        kind: kind.clone(),
-        name: name.clone(),
+        id,
+        provider,
+        kind,
+        name,
     })
 }
 

@@ -10,8 +10,8 @@ use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
 use chrono::Utc;
 use inventory_bus::{BusError, ErrorKind};
 use inventory_schemas::{
-    decode, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus, ChainLink,
-    EventData, EventType, Provenance,
+    decode_asset_message, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus,
+    ChainLink, EventData, EventType, Provenance,
 };
 use serde_json::Value;
 use tracing::{info, warn};
@@ -170,22 +170,23 @@ pub async fn read_last(
         Err(e) => return Err(unavailable(&e)),
     };
     let seq = msg.sequence;
-    Ok(Some(match decode(&msg.payload) {
-        Ok(ev) => match (&ev.data, ev.contenthash, ev.chainhash) {
-            (EventData::Asset(_), Some(contenthash), Some(chainhash)) => LastEvent::Asset {
-                seq,
-                chainhash,
-                contenthash,
-                data: serde_json::from_str(ev.data_raw.get()).unwrap_or_default(),
-                source: ev.source,
-            },
-            (_, _, chainhash) => LastEvent::Other {
-                seq,
-                chainhash: chainhash.unwrap_or_default(),
-            },
+    // The same rule as the collectors' (and `inventory verify`'s): what is not an asset event of
+    // this subject restarts the chain.
+    Ok(Some(match decode_asset_message(subject, &msg.payload) {
+        Ok((ev, _)) if matches!(ev.data, EventData::Asset(_)) => LastEvent::Asset {
+            seq,
+            data: ev.data_json(),
+            // `decode` requires both on asset events.
+            chainhash: ev.chainhash.unwrap_or_default(),
+            contenthash: ev.contenthash.unwrap_or_default(),
+            source: ev.source,
         },
-        Err(error) => {
-            warn!(subject, seq, %error, "newest event of the subject does not decode; declaring anew");
+        Ok((ev, _)) => LastEvent::Other {
+            seq,
+            chainhash: ev.chainhash.unwrap_or_default(),
+        },
+        Err(reason) => {
+            warn!(subject, seq, %reason, "newest message of the subject is not its asset's event; declaring anew");
             LastEvent::Other {
                 seq,
                 chainhash: String::new(),

@@ -17,8 +17,8 @@ pub use asset::{
 };
 pub use envelope::decode_summary;
 pub use event::{
-    decode, encode_asset, encode_sweep, encode_tombstone, ChainLink, EventData, EventType,
-    InventoryEvent, OutgoingEvent, CONTENT_TYPE,
+    decode, decode_asset_message, encode_asset, encode_sweep, encode_tombstone, ChainLink,
+    EventData, EventType, InventoryEvent, NotThisAsset, OutgoingEvent, CONTENT_TYPE,
 };
 pub use key::{asset_filter, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS};
 pub use summary::{DataSummary, EventSummary};
