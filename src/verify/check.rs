@@ -1,45 +1,17 @@
-//! `inventory verify`: re-reads the stream and proves that no event was altered or removed.
-//!
-//! Checks, in stream order (see docs/audit.md):
-//! - sequence continuity: every sequence from the start of the window to the stream's tip at
-//!   start is present (a hole is a removed message);
-//! - for every asset event: its `contenthash` is the hash of its `data`, its `prevseq` is the
-//!   sequence of the previous message on the asset's subject, its `chainhash` is
-//!   `sha256(previous chainhash ‖ contenthash ‖ type)` and its `id` is the deterministic
-//!   `asset_event_id(key, prevseq, contenthash)`;
-//! - sweep events decode.
-//!
-//! A message that does not decode as an asset event of its subject is a warning, not a failure:
-//! collectors then restart that subject's chain (the next event links to it by `prevseq`, with ""
-//! as the previous chain hash), exactly as `producers::diff::Last::Unreadable` does.
-//!
-//! The pure checker ([`Verifier`]) does no IO; [`run`] feeds it from NATS and resolves the
-//! anchors of assets whose chain starts before the window (`--from`).
+//! The pure half of `inventory verify`: the order-independent work on each message
+//! ([`prepare`], run on worker threads) and the checker that follows every asset's chain in stream
+//! order ([`Verifier`]). No IO: `super::run` feeds it and resolves anchors.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write as _;
-use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::Context as _;
-use futures::StreamExt;
-use inventory_bus::{Start, StoredMessage};
+use inventory_bus::StoredMessage;
 use inventory_schemas::hash::{asset_event_id, chain_hash, data_content_hash};
-use inventory_schemas::{decode, EventData, InventoryEvent, STREAM_SUBJECTS};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
-
-use crate::cli::{Global, VerifyArgs};
-
-/// Exit code when the stream fails verification (a broken link or a removed message).
-pub const EXIT_BROKEN: u8 = 3;
+use inventory_schemas::{decode, decode_asset_message, EventData, InventoryEvent};
+use tracing::warn;
 
 const ASSET_PREFIX: &str = "inventory.asset.";
 const SWEEP_PREFIX: &str = "inventory.sweep.";
-/// Messages decoded and hashed per blocking task, and tasks run ahead of the checker.
-const PREPARE_CHUNK: usize = 512;
-const PREPARE_AHEAD: usize = 3;
 /// Warnings kept for the summary (all are logged).
 const WARNINGS_KEPT: usize = 10;
 
@@ -380,7 +352,7 @@ impl Verifier {
         msg: &StoredMessage,
         key: &str,
         ev: &InventoryEvent,
-        data_hash: &Result<String, String>,
+        data_hash: &str,
         prevseq: u64,
         contenthash: &str,
     ) -> Result<(), Broken> {
@@ -390,12 +362,9 @@ impl Verifier {
             key: Some(key.to_owned()),
             problem,
         };
-        let recomputed = data_hash
-            .as_deref()
-            .map_err(|e| broken(format!("data unreadable: {e}")))?;
-        if recomputed != contenthash {
+        if data_hash != contenthash {
             return Err(broken(format!(
-                "contenthash is {contenthash}, but the data hashes to {recomputed} (data altered)"
+                "contenthash is {contenthash}, but the data hashes to {data_hash} (data altered)"
             )));
         }
         let id = asset_event_id(key, prevseq, contenthash);
@@ -421,61 +390,6 @@ impl Verifier {
     }
 }
 
-/// Resolves the anchor of `subject`, whose first event in the window (starting at `from`) says
-/// `prevseq`. `stream_first`: the stream's first sequence.
-async fn resolve_anchor(
-    stream: &async_nats::jetstream::stream::Stream,
-    subject: &str,
-    prevseq: u64,
-    from: u64,
-    stream_first: u64,
-) -> anyhow::Result<Anchor> {
-    if prevseq == 0 {
-        // Its first event in the window claims to be its first ever: nothing may precede it.
-        let earlier = inventory_bus::next_on_subject(stream, subject, stream_first).await?;
-        return Ok(match earlier {
-            Some(m) if m.seq < from => Anchor::Broken(format!(
-                "prevseq is 0, but the asset has an earlier event at {}",
-                m.seq
-            )),
-            _ => Anchor::Genesis,
-        });
-    }
-    let Some(prev) = inventory_bus::message_at(stream, prevseq).await? else {
-        return Ok(if prevseq < stream_first {
-            Anchor::Expired
-        } else {
-            Anchor::Broken(format!(
-                "prevseq is {prevseq}, but there is no message {prevseq} (removed)"
-            ))
-        });
-    };
-    if prev.subject != subject {
-        return Ok(Anchor::Broken(format!(
-            "prevseq is {prevseq}, a message of another subject ({})",
-            prev.subject
-        )));
-    }
-    // The anchor must be the subject's newest message before the window.
-    if let Some(next) = inventory_bus::next_on_subject(stream, subject, prevseq + 1).await? {
-        if next.seq < from {
-            return Ok(Anchor::Broken(format!(
-                "prevseq is {prevseq}, expected {} (the asset's previous event)",
-                last_before(stream, subject, next.seq, from).await?
-            )));
-        }
-    }
-    // Classify it as the checker would have (an unreadable message restarts the chain).
-    let link = match classify(&prev) {
-        Ok((ev, _)) => Link::Event {
-            seq: prev.seq,
-            chainhash: ev.chainhash.unwrap_or_default(),
-        },
-        Err(_) => Link::Unreadable { seq: prev.seq },
-    };
-    Ok(Anchor::Link(link))
-}
-
 /// A message with the order-independent work done (decoding, classification, hashing the data),
 /// so that it can be done on other threads while the chains are checked in stream order.
 #[derive(Debug)]
@@ -490,7 +404,7 @@ enum Prep {
     Asset {
         ev: Box<InventoryEvent>,
         key: String,
-        data_hash: Result<String, String>,
+        data_hash: String,
     },
     /// On an asset subject, but not an asset event of it: why.
     Unreadable(String),
@@ -508,8 +422,9 @@ enum Prep {
 pub fn prepare(msg: StoredMessage) -> Prepared {
     let prep = if msg.subject.starts_with(ASSET_PREFIX) {
         match classify(&msg) {
+            // The content hash of `data` exactly as received (not of the typed, decoded data).
             Ok((ev, key)) => Prep::Asset {
-                data_hash: data_hash_of(&msg.payload),
+                data_hash: data_content_hash(&ev.data_json()),
                 ev: Box::new(ev),
                 key,
             },
@@ -527,283 +442,12 @@ pub fn prepare(msg: StoredMessage) -> Prepared {
     Prepared { msg, prep }
 }
 
-/// The content hash of a CloudEvent's `data`, recomputed from the bytes received (not from the
-/// decoded, typed data).
-fn data_hash_of(payload: &[u8]) -> Result<String, String> {
-    let mut event: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    let data = event
-        .get_mut("data")
-        .map(serde_json::Value::take)
-        .unwrap_or_default();
-    Ok(data_content_hash(&data))
-}
-
-/// A message of an asset subject as the collectors classify it (`producers::diff::classify`): an
-/// asset event of that very subject with its chain extensions (and its key), or why it is not.
-fn classify(msg: &StoredMessage) -> Result<(InventoryEvent, String), String> {
-    let ev = decode(&msg.payload).map_err(|e| format!("does not decode: {e}"))?;
-    let key = match &ev.data {
-        EventData::Asset(a) => a.key(),
-        EventData::Tombstone(t) => t.key(),
-        EventData::Sweep(_) => return Err("sweep event on an asset subject".into()),
-    };
-    let key = match key {
-        Ok(k) if k.subject() == msg.subject => k.to_string(),
-        _ => return Err("asset event on another asset's subject".into()),
-    };
-    if ev.prevseq.is_none() || ev.contenthash.is_none() || ev.chainhash.is_none() {
-        return Err("asset event without its chain extensions".into());
-    }
-    Ok((ev, key))
-}
-
-/// The newest sequence of `subject` before `from`, knowing one at `seq`.
-async fn last_before(
-    stream: &async_nats::jetstream::stream::Stream,
-    subject: &str,
-    mut seq: u64,
-    from: u64,
-) -> anyhow::Result<u64> {
-    while let Some(next) = inventory_bus::next_on_subject(stream, subject, seq + 1).await? {
-        if next.seq >= from {
-            break;
-        }
-        seq = next.seq;
-    }
-    Ok(seq)
-}
-
-/// Checks an anchor recorded earlier: the asset event at `seq` has chain hash `expected`.
-async fn check_anchor(
-    stream: &async_nats::jetstream::stream::Stream,
-    seq: u64,
-    expected: &str,
-    tip: u64,
-) -> anyhow::Result<Option<Broken>> {
-    let broken = |subject: String, key: Option<String>, problem: String| {
-        Some(Broken {
-            seq,
-            subject,
-            key,
-            problem: format!("recorded anchor {seq}:{expected}: {problem}"),
-        })
-    };
-    if seq > tip {
-        return Ok(broken(
-            String::new(),
-            None,
-            format!("the stream ends at {tip} (was it replaced?)"),
-        ));
-    }
-    let Some(msg) = inventory_bus::message_at(stream, seq).await? else {
-        return Ok(broken(
-            String::new(),
-            None,
-            "no such message (removed)".into(),
-        ));
-    };
-    Ok(match classify(&msg) {
-        Ok((ev, _)) if ev.chainhash.as_deref() == Some(expected) => None,
-        Ok((ev, key)) => broken(
-            msg.subject.clone(),
-            Some(key),
-            format!(
-                "the event there has chainhash {} (history rewritten)",
-                ev.chainhash.unwrap_or_default()
-            ),
-        ),
-        Err(reason) => broken(
-            msg.subject.clone(),
-            None,
-            format!("the message there is not an asset event ({reason})"),
-        ),
-    })
-}
-
-/// `inventory verify`.
-pub async fn run(
-    global: &Global,
-    args: VerifyArgs,
-    cancel: CancellationToken,
-) -> anyhow::Result<ExitCode> {
-    let mut stream = crate::open_stream(global, "inventory-verify").await?;
-    let info = stream
-        .info()
-        .await
-        .context("reading the INVENTORY stream's state")?;
-    let config = &info.config;
-    let state = &info.state;
-    let (stream_first, tip) = (state.first_sequence, state.last_sequence);
-    info!(
-        first_seq = stream_first,
-        last_seq = tip,
-        messages = state.messages,
-        deny_delete = config.deny_delete,
-        deny_purge = config.deny_purge,
-        "verifying the stream"
-    );
-    if !config.deny_delete || !config.deny_purge {
-        return Ok(fail(&Broken {
-            seq: 0,
-            subject: String::new(),
-            key: None,
-            problem: format!(
-                "the stream allows removing messages (deny_delete {}, deny_purge {}): its history cannot be proven complete",
-                config.deny_delete, config.deny_purge
-            ),
-        }));
-    }
-    let mut from = args.from.unwrap_or(1).max(1);
-    let mut early_warnings = Vec::new();
-    if stream_first > from && tip > 0 {
-        if config.max_age.is_zero() {
-            return Ok(fail(&Broken {
-                seq: from,
-                subject: String::new(),
-                key: None,
-                problem: format!(
-                    "messages {from}..={} are missing from the stream (removed; the stream has no age limit)",
-                    stream_first - 1
-                ),
-            }));
-        }
-        early_warnings.push(format!(
-            "messages {from}..={} expired (stream max_age {}s); verifying from {stream_first}",
-            stream_first - 1,
-            config.max_age.as_secs()
-        ));
-        from = stream_first;
-    }
-    let mut v = Verifier::new(from, from > 1);
-    for w in early_warnings {
-        v.warn(from, "", w);
-    }
-    let started = Instant::now();
-    if from <= tip {
-        let (pending, messages) =
-            inventory_bus::follow_from(&stream, STREAM_SUBJECTS, Start::Sequence(from)).await?;
-        // Decoding and hashing run on blocking threads, a few chunks ahead, in order; the
-        // chains are checked here, in stream order.
-        let mut prepared = Box::pin(
-            messages
-                .ready_chunks(PREPARE_CHUNK)
-                .map(|chunk| {
-                    tokio::task::spawn_blocking(move || {
-                        chunk
-                            .into_iter()
-                            .map(|m| m.map(prepare))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .buffered(PREPARE_AHEAD),
-        );
-        let mut read = 0u64;
-        let mut last_log = Instant::now();
-        'read: while read < pending {
-            let chunk = tokio::select! {
-                _ = cancel.cancelled() => anyhow::bail!("verify interrupted at seq {}", v.stats().last_seq),
-                c = prepared.next() => match c {
-                    Some(c) => c.context("a verify worker failed")?,
-                    None => anyhow::bail!("the stream consumer ended at seq {}", v.stats().last_seq),
-                },
-            };
-            for item in chunk {
-                let p = item?;
-                read += 1;
-                let step = match v.check_prepared(&p) {
-                    Ok(step) => step,
-                    Err(broken) => return Ok(fail(&broken)),
-                };
-                if let Step::NeedAnchor { subject, prevseq } = step {
-                    let anchor =
-                        resolve_anchor(&stream, &subject, prevseq, from, stream_first).await?;
-                    v.set_anchor(&subject, anchor);
-                    match v.check_prepared(&p) {
-                        Ok(Step::Checked) => {}
-                        Ok(Step::NeedAnchor { .. }) => {
-                            anyhow::bail!("anchor of {subject} not taken (bug)")
-                        }
-                        Err(broken) => return Ok(fail(&broken)),
-                    }
-                }
-                if read >= pending {
-                    break 'read;
-                }
-            }
-            if last_log.elapsed().as_secs() >= 5 {
-                last_log = Instant::now();
-                info!(seq = v.stats().last_seq, read, pending, "verifying");
-            }
-        }
-        if let Err(broken) = v.finish(tip) {
-            return Ok(fail(&broken));
-        }
-    }
-    // Anchors recorded elsewhere: the event at each sequence still carries that chain hash.
-    for (seq, expected) in &args.anchor {
-        if let Some(broken) = check_anchor(&stream, *seq, expected, tip).await? {
-            return Ok(fail(&broken));
-        }
-    }
-    let elapsed = started.elapsed();
-    let stats = v.stats();
-    let rate = stats.messages as f64 / elapsed.as_secs_f64().max(1e-9);
-    debug!(
-        messages = stats.messages,
-        seconds = elapsed.as_secs_f64(),
-        events_per_sec = rate as u64,
-        "verify throughput"
-    );
-    let mut line = format!(
-        "verified: {} events (seqs {}..={}; {} asset events, {} sweeps) on {} assets, last seq {}: chains, links and sequence continuity intact",
-        stats.messages,
-        stats.first_seq,
-        stats.last_seq,
-        stats.asset_events,
-        stats.sweeps,
-        v.assets(),
-        stats.last_seq
-    );
-    if let Some((seq, chainhash)) = &stats.newest {
-        line.push_str(&format!(
-            "; newest asset event (record it as --anchor): {seq}:{chainhash}"
-        ));
-    }
-    if !args.anchor.is_empty() {
-        line.push_str(&format!("; {} recorded anchors match", args.anchor.len()));
-    }
-    if stats.anchored > 0 {
-        line.push_str(&format!(
-            "; {} chains anchored before seq {}",
-            stats.anchored, stats.first_seq
-        ));
-    }
-    if stats.warning_count > 0 {
-        let first: Vec<String> = stats
-            .warnings
-            .iter()
-            .map(|w| format!("seq {} {}", w.seq, w.reason))
-            .collect();
-        line.push_str(&format!(
-            "; {} warnings (tolerated): {}",
-            stats.warning_count,
-            first.join("; ")
-        ));
-    } else {
-        line.push_str("; 0 warnings");
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").context("writing to stdout")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Reports the first broken link on stdout and stderr; the exit code of a failed verification.
-fn fail(broken: &Broken) -> ExitCode {
-    let line = format!("verify FAILED: {broken}");
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-    let _ = writeln!(std::io::stderr().lock(), "error: {line}");
-    ExitCode::from(EXIT_BROKEN)
+/// A message of an asset subject as the collectors classify it ([`decode_asset_message`]): an
+/// asset event of that very subject (and its key), or why it is not.
+pub(super) fn classify(msg: &StoredMessage) -> Result<(InventoryEvent, String), String> {
+    decode_asset_message(&msg.subject, &msg.payload)
+        .map(|(ev, key)| (ev, key.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
