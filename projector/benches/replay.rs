@@ -136,8 +136,8 @@ async fn raw_consume(stream: &async_nats::jetstream::stream::Stream, events: u64
     t0.elapsed().as_secs_f64()
 }
 
-/// Seconds for the projector (decode, fold, DuckDB: Arrow appends for history, set-based upsert
-/// per batch) to replay the stream into a fresh file; and, not in that time, to close the file.
+/// Seconds for the projector (decode, fold, DuckDB: Arrow appends of history rows, one `next_seq`
+/// update per batch) to replay the stream into a fresh file; and, not in that time, to close it.
 async fn project(
     stream: &async_nats::jetstream::stream::Stream,
     events: u64,

@@ -1,6 +1,7 @@
-//! The DuckDB read model (DESIGN §5): `events` (full history), `assets` (current view),
-//! `sweeps` (freshness), `checkpoint` and `rejected`. A batch and the checkpoint are written in one
-//! transaction, so a crash at any point leaves either the whole batch or none of it.
+//! The DuckDB read model (DESIGN §5): `events` (full history), `assets` (the current view: a view
+//! of each asset's newest `events` row), `sweeps` (freshness), `checkpoint` and `rejected`. A batch
+//! and the checkpoint are written in one transaction, so a crash at any point leaves either the
+//! whole batch or none of it.
 //!
 //! A batch may be appended in pieces ([`Store::append`]) and committed once ([`Store::commit`]):
 //! the runner streams a large batch into one transaction without holding it in memory, and DuckDB
