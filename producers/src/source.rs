@@ -23,10 +23,12 @@ pub trait Source: Send + Sync {
     fn provider(&self) -> &str;
     /// The collector's scope: the file stem, the endpoint name, the organisation id.
     fn scope(&self) -> &str;
-    /// CloudEvents `source` of everything this source publishes (`/file/<stem>`,
-    /// `/collectors/<provider>/<scope>`). Only assets whose last event carries this source are
-    /// ever tombstoned by it.
-    fn source_uri(&self) -> String;
+    /// CloudEvents `source` of everything this source publishes (by default
+    /// `/collectors/<provider>/<scope>`; `/file/<stem>` for declared assets). Only assets whose
+    /// last event carries this source are ever tombstoned by it.
+    fn source_uri(&self) -> String {
+        format!("/collectors/{}/{}", self.provider(), self.scope())
+    }
     /// NATS subject filter covering every asset this source may report; the sweep reads the last
     /// event of each of these subjects before it diffs.
     fn subject_filter(&self) -> String;

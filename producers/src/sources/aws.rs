@@ -759,10 +759,6 @@ impl Source for AwsSource {
             .map_or(self.fallback_scope.as_str(), String::as_str)
     }
 
-    fn source_uri(&self) -> String {
-        format!("/collectors/{PROVIDER}/{}", self.scope())
-    }
-
     /// Every AWS account; accounts of other organisations' collectors are never tombstoned
     /// (source check).
     fn subject_filter(&self) -> String {

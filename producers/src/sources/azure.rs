@@ -509,10 +509,6 @@ impl Source for AzureSource {
         &self.scope
     }
 
-    fn source_uri(&self) -> String {
-        format!("/collectors/{PROVIDER}/{}", self.scope)
-    }
-
     /// Every Azure subscription; those another scope reported are never tombstoned by this one
     /// (source check).
     fn subject_filter(&self) -> String {

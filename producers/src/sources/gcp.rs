@@ -412,10 +412,6 @@ impl Source for GcpSource {
         &self.config.scope
     }
 
-    fn source_uri(&self) -> String {
-        format!("/collectors/{PROVIDER}/{}", self.config.scope)
-    }
-
     /// Every GCP project; projects last reported by another scope are never tombstoned by this
     /// one (source check).
     fn subject_filter(&self) -> String {

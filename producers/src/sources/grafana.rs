@@ -227,10 +227,6 @@ impl Source for GrafanaSource {
         &self.name
     }
 
-    fn source_uri(&self) -> String {
-        format!("/collectors/{PROVIDER}/{}", self.name)
-    }
-
     fn subject_filter(&self) -> String {
         asset_filter(Some(PROVIDER), Some("endpoint"))
     }

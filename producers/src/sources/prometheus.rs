@@ -187,10 +187,6 @@ impl Source for PrometheusSource {
         &self.name
     }
 
-    fn source_uri(&self) -> String {
-        format!("/collectors/{PROVIDER}/{}", self.name)
-    }
-
     /// Every Prometheus endpoint; other collectors' endpoints are never tombstoned (source check).
     fn subject_filter(&self) -> String {
         asset_filter(Some(PROVIDER), Some("endpoint"))
