@@ -4,7 +4,13 @@
 //! Output (see docs/subscribing.md): one line per event,
 //! `<seq> <recorded at> <type> <asset key> <name> <status>`, or with `--json` one object per line:
 //! `{"seq": <stream seq>, "subject": <NATS subject>, "recorded_at": <RFC 3339>, "event": <the
-//! CloudEvent as received>}` (plus `"error"` when the message does not decode).
+//! CloudEvent as received>}`.
+//!
+//! Every message is judged by the trust rule ([`StoredMessage::decode`]): one that is not a valid
+//! event of the subject it was stored on (forged, from another collector's scope, undecodable)
+//! is never shown as a change: it prints as `rejected` with the reason (with `--json`, `"event"`
+//! is kept as received and `"rejected": {"reason", "detail"}` is added), exactly as the
+//! projector refuses to apply it.
 //!
 //! It survives broker restarts: when the consumer fails it is re-created from the sequence after
 //! the last one printed, so nothing is skipped or printed twice.
@@ -13,10 +19,10 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use futures::StreamExt;
 use inventory_bus::{Start, StoredMessage};
-use inventory_schemas::{asset_filter, decode, EventData};
+use inventory_schemas::{asset_filter, EventData};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -93,14 +99,14 @@ pub async fn run(
 }
 
 fn recorded_at(msg: &StoredMessage) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(i64::try_from(msg.recorded_at_nanos).unwrap_or(i64::MAX))
+    msg.recorded_at()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// `<seq> <recorded at> <type> <asset key> <name> <status>`.
 pub fn human_line(msg: &StoredMessage) -> String {
     let at = recorded_at(msg);
-    match decode(&msg.payload) {
+    match msg.decode() {
         Ok(ev) => {
             let key = ev.subject.as_deref().unwrap_or("-");
             let (name, status) = match &ev.data {
@@ -115,13 +121,14 @@ pub fn human_line(msg: &StoredMessage) -> String {
             )
         }
         Err(e) => format!(
-            "{:>8}  {at}  {:<10}  {}  (does not decode: {e})",
+            "{:>8}  {at}  {:<10}  {}  (not a valid event of its subject: {e})",
             msg.seq, "rejected", msg.subject
         ),
     }
 }
 
-/// `{"seq", "subject", "recorded_at", "event"}` (+ `"error"` when it does not decode).
+/// `{"seq", "subject", "recorded_at", "event"}` (+ `"rejected"` when it is not a valid event of
+/// its subject).
 pub fn json_line(msg: &StoredMessage) -> String {
     let event: serde_json::Value =
         serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null);
@@ -131,8 +138,11 @@ pub fn json_line(msg: &StoredMessage) -> String {
         "recorded_at": recorded_at(msg),
         "event": event,
     });
-    if let Err(e) = decode(&msg.payload) {
-        line["error"] = serde_json::Value::String(e.to_string());
+    if let Err(e) = msg.decode() {
+        line["rejected"] = serde_json::json!({
+            "reason": e.reason.as_str(),
+            "detail": e.detail,
+        });
     }
     line.to_string()
 }

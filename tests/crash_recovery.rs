@@ -61,14 +61,14 @@ async fn fill(nats_url: &str) -> u64 {
                 last_contenthash: String::new(),
                 provenance: Provenance::default(),
             };
-            encode_tombstone(&t, "/test", at, link).unwrap()
+            encode_tombstone(&t, "/file/test", at, link).unwrap()
         } else {
             let ty = if v == 0 || (v.is_multiple_of(10) && i.is_multiple_of(4)) {
                 EventType::Discovered
             } else {
                 EventType::Changed
             };
-            encode_asset(ty, &asset(i, v), "/test", at, link).unwrap()
+            encode_asset(ty, &asset(i, v), "/file/test", at, link).unwrap()
         };
         seq += 1;
         links[i as usize] = ChainLink {

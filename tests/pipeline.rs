@@ -71,7 +71,7 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
     assert_eq!(asset_events(&t1), vec!["discovered"; 5]);
     assert_eq!(
         t1.last().unwrap(),
-        &("inventory.sweep.file".to_owned(), "sweep".to_owned())
+        &("inventory.sweep.file.estate".to_owned(), "sweep".to_owned())
     );
 
     // Nothing changed: only a sweep event.
@@ -95,7 +95,7 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
                 "inventory.asset.aws.account.333333333333".to_owned(),
                 "changed".to_owned()
             ),
-            ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
+            ("inventory.sweep.file.estate".to_owned(), "sweep".to_owned()),
         ]
     );
 
@@ -116,7 +116,7 @@ async fn sweeps_publish_only_changes_and_tombstones_leave_history() {
                 "inventory.asset.gcp.project.analytics-prod".to_owned(),
                 "deleted".to_owned()
             ),
-            ("inventory.sweep.file".to_owned(), "sweep".to_owned()),
+            ("inventory.sweep.file.estate".to_owned(), "sweep".to_owned()),
         ]
     );
 

@@ -1,5 +1,5 @@
 //! `inventory verify` against a real `nats-server -js`: a clean stream verifies (also with
-//! `--from`, and with an undecodable message the collectors tolerate); a forged chain hash and a
+//! `--from`); an undecodable message fails it unless accepted; a forged chain hash and a
 //! prevseq that skips an event, each published raw, are named by sequence and asset; a clean
 //! stream of 100,000 events verifies in reasonable time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,8 +92,9 @@ async fn a_clean_stream_verifies_in_full_and_from_a_sequence() {
     assert!(out.contains("verified: 5 events (seqs 8..=12"), "{out}");
     assert!(out.contains("chains anchored before seq 8"), "{out}");
 
-    // An undecodable message on an asset's subject: the collector restarts that subject's chain
-    // (prevseq = its sequence, previous chainhash ""). A warning, not a failure.
+    // An undecodable message on an asset's subject: an integrity breach (it came from a writer
+    // with rights on that subject). The collector restarts that subject's chain after it
+    // (prevseq = its sequence, previous chainhash "").
     let b = asset("222222222222", "search v2");
     let bad = w
         .publish_raw(&subject_of(&b), b"{\"not\": \"a cloudevent\"}".to_vec())
@@ -115,9 +116,18 @@ async fn a_clean_stream_verifies_in_full_and_from_a_sequence() {
     .unwrap();
     inventory_bus::publish(&w.js, &ev).await.unwrap();
     let (code, out) = verify(&nats.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(&format!("seq {bad} (subject {})", subject_of(&b))),
+        "{out}"
+    );
+    assert!(out.contains("(undecodable)"), "{out}");
+    // Reviewed and accepted: intact, the acceptance listed, the restarted chain checked.
+    let (code, out) = verify(&nats.url(), &["--accept", &bad.to_string()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("1 warnings"), "{out}");
-    assert!(out.contains(&format!("seq {bad} does not decode")), "{out}");
+    assert!(out.contains("1 breaches ACCEPTED"), "{out}");
+    assert!(out.contains(&format!("seq {bad} (")), "{out}");
+    assert!(out.contains("0 warnings"), "{out}");
 
     // A window that starts right after the undecodable message anchors on it.
     let (code, out) = verify(&nats.url(), &["--from", &(bad + 1).to_string()]);
@@ -326,8 +336,9 @@ async fn what_the_file_collector_writes_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_with_max_age_verifies_from_its_first_remaining_message() {
-    // With a max_age, old events expire: verify starts at the first remaining one and takes the
-    // chains of assets whose previous event expired as given (warnings, not failures).
+    // With a max_age, old events expire: nothing proves what they held, so a verify of the whole
+    // stream fails naming them; the auditor verifies the remaining window explicitly, which takes
+    // the chains of assets whose previous event expired as given (warnings).
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
@@ -354,8 +365,11 @@ async fn a_stream_with_max_age_verifies_from_its_first_remaining_message() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (code, out) = verify(&nats.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("messages 1..=2 are missing"), "{out}");
+    assert!(out.contains("--from 3"), "{out}");
+    let (code, out) = verify(&nats.url(), &["--from", "3"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("verified: 2 events (seqs 3..=4"), "{out}");
-    assert!(out.contains("messages 1..=2 expired"), "{out}");
     assert!(out.contains("previous event 1 expired"), "{out}");
 }

@@ -257,6 +257,21 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// When JetStream recorded it.
+    pub fn recorded_at(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_nanos(
+            i64::try_from(self.recorded_at_nanos).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// Decodes it as an event *of the subject it was stored on*: the trust rule
+    /// ([`inventory_schemas::trust`]), which every reader applies.
+    pub fn decode(
+        &self,
+    ) -> Result<inventory_schemas::InventoryEvent, inventory_schemas::Rejection> {
+        inventory_schemas::decode_stored(&self.subject, self.recorded_at(), &self.payload)
+    }
+
     fn from_message(msg: &jetstream::Message, filter: &str) -> Result<(Self, u64), BusError> {
         let info = msg.info().map_err(|e| BusError::Read {
             filter: filter.to_owned(),
@@ -368,6 +383,81 @@ pub async fn last_sequence(stream: &mut stream::Stream) -> Result<u64, BusError>
         .map_err(|e| BusError::Stream(e.to_string()))
 }
 
+/// What identifies one incarnation of a stream, and the sequences it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    /// When the stream was created (JetStream's `created`): a stream deleted and created again
+    /// under the same name has a new one.
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// The first sequence still stored: above 1 once `max_age` expired older messages; the next
+    /// sequence to be written when the stream holds none.
+    pub first_seq: u64,
+    /// The last sequence written (0 when nothing ever was).
+    pub last_seq: u64,
+}
+
+/// The stream's creation time and sequence range right now.
+pub async fn stream_state(stream: &mut stream::Stream) -> Result<StreamState, BusError> {
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| BusError::Stream(e.to_string()))?;
+    Ok(StreamState {
+        created: chrono::DateTime::from_timestamp_nanos(
+            i64::try_from(info.created.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+        ),
+        first_seq: info.state.first_sequence,
+        last_seq: info.state.last_sequence,
+    })
+}
+
+/// A message read by [`follow_marked`].
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub message: StoredMessage,
+    /// The first message delivered by this server-side consumer. The ordered consumer creates
+    /// a new one, from the sequence after the last it delivered, at the start, after lost
+    /// heartbeats, and when its stream was deleted — even if a stream of the same name was then
+    /// created again. A reader bound to one stream checks the stream before using this message.
+    pub new_consumer: bool,
+}
+
+/// Like [`follow`], marking the first message of every server-side consumer (see
+/// [`Followed::new_consumer`]): the only sign, on the message path, that the ordered consumer
+/// silently moved to a recreated stream.
+pub async fn follow_marked(
+    stream: &stream::Stream,
+    filter: &str,
+    from: u64,
+) -> Result<impl Stream<Item = Result<Followed, BusError>> + Send + 'static, BusError> {
+    let (messages, _) = ordered(stream, filter, Start::Sequence(from).policy()).await?;
+    let filter = filter.to_owned();
+    let mut consumer = String::new();
+    Ok(messages.map(move |item| {
+        let read_err = |reason: String| BusError::Read {
+            filter: filter.clone(),
+            reason,
+        };
+        let msg = item.map_err(|e| read_err(e.to_string()))?;
+        let info = msg
+            .info()
+            .map_err(|e| read_err(format!("message without JetStream metadata: {e}")))?;
+        let new_consumer = info.consumer != consumer;
+        if new_consumer {
+            info.consumer.clone_into(&mut consumer);
+        }
+        Ok(Followed {
+            message: StoredMessage {
+                seq: info.stream_sequence,
+                subject: msg.subject.to_string(),
+                recorded_at_nanos: info.published.unix_timestamp_nanos(),
+                payload: msg.payload.clone(),
+            },
+            new_consumer,
+        })
+    }))
+}
+
 /// Where an ordered read ([`follow_from`]) starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -461,6 +551,22 @@ fn direct_result(
         Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => Ok(None),
         Err(e) => Err(BusError::Read {
             filter: what,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The newest message on `subject`, read from the stream leader (so a write just acknowledged is
+/// seen), or `None` when the subject has none.
+pub async fn last_on_subject(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<Option<StoredMessage>, BusError> {
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(m) => Ok(Some(stored_from_direct(m))),
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(BusError::Read {
+            filter: subject.to_owned(),
             reason: e.to_string(),
         }),
     }

@@ -7,89 +7,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use inventory_bus::StoredMessage;
 use inventory_schemas::{
-    decode_asset_message, encode_asset, encode_tombstone, hash::asset_content_hash, Asset,
-    ChainLink, EventData, EventType, OutgoingEvent, Provenance, SchemaError, Tombstone,
+    decide_upsert, encode_asset, encode_tombstone, hash::asset_content_hash, Asset, EventType,
+    LastLink, OutgoingEvent, Provenance, SchemaError, Tombstone,
 };
 use tracing::warn;
 
 use crate::source::Collected;
 
-/// What the stream says about one subject: its newest message.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Last {
-    /// A valid asset event (`discovered`, `changed` or `deleted`).
-    Event(LastEvent),
-    /// A message we cannot decode (or that is not an asset event of this subject). Never
-    /// tombstoned; an asset collected on it is `discovered`, linked to its sequence.
-    Unreadable { seq: u64 },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LastEvent {
-    pub seq: u64,
-    pub chainhash: String,
-    pub contenthash: String,
-    /// CloudEvents `source` of the writer.
-    pub source: String,
-    /// Whether it is a tombstone.
-    pub deleted: bool,
-    pub id: String,
-    pub provider: String,
-    pub kind: String,
-    pub name: String,
-}
-
-impl Last {
-    pub fn link(&self) -> ChainLink {
-        match self {
-            Self::Event(e) => ChainLink {
-                prevseq: e.seq,
-                chainhash: e.chainhash.clone(),
-            },
-            // The unreadable message's chain hash is unknown: the chain restarts, linked by seq.
-            Self::Unreadable { seq } => ChainLink {
-                prevseq: *seq,
-                chainhash: String::new(),
-            },
-        }
+/// Classifies a stored message. Never fails: what is not a valid event of its subject (the trust
+/// rule, [`StoredMessage::decode`]) is logged and `Unreadable`.
+pub(crate) fn classify(msg: &StoredMessage) -> LastLink {
+    let decoded = msg.decode();
+    if let Err(reason) = &decoded {
+        warn!(subject = %msg.subject, seq = msg.seq, reason = reason.reason.as_str(), detail = %reason.detail, "newest message of the subject is not its asset's event; the chain restarts after it");
     }
-
-    /// A live asset last written by `source_uri`: the only kind a sweep may tombstone.
-    fn live_of(&self, source_uri: &str) -> Option<&LastEvent> {
-        match self {
-            Self::Event(e) if !e.deleted && e.source == source_uri => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// Classifies a stored message. Never fails: what is not an asset event of its subject
-/// ([`decode_asset_message`]) is logged and `Unreadable`.
-pub(crate) fn classify(msg: &StoredMessage) -> Last {
-    let (event, _key) = match decode_asset_message(&msg.subject, &msg.payload) {
-        Ok(decoded) => decoded,
-        Err(reason) => {
-            warn!(subject = %msg.subject, seq = msg.seq, %reason, "newest message of the subject is not its asset's event; the chain restarts after it");
-            return Last::Unreadable { seq: msg.seq };
-        }
-    };
-    let (id, provider, kind, name, deleted) = match event.data {
-        EventData::Asset(a) => (a.id, a.provider, a.kind, a.name, false),
-        EventData::Tombstone(t) => (t.id, t.provider, t.kind, t.name, true),
-        EventData::Sweep(_) => return Last::Unreadable { seq: msg.seq },
-    };
-    Last::Event(LastEvent {
-        seq: msg.seq,
-        // `decode` requires both on asset events.
-        chainhash: event.chainhash.unwrap_or_default(),
-        contenthash: event.contenthash.unwrap_or_default(),
-        source: event.source,
-        deleted,
-        id,
-        provider,
-        kind,
-        name,
-    })
+    LastLink::of(msg.seq, decoded.as_ref())
 }
 
 /// Whether a NATS subject matches a filter with `*` and `>` wildcards.
@@ -163,21 +95,10 @@ pub(crate) enum PlanError {
     OutOfScope { key: String, filter: String },
 }
 
-/// Decides the event for a collected asset given the subject's last event; `None`: unchanged.
-pub(crate) fn decide_upsert(hash: &str, last: Option<&Last>) -> Option<(EventType, ChainLink)> {
-    match last {
-        None => Some((EventType::Discovered, ChainLink::default())),
-        Some(l @ Last::Unreadable { .. }) => Some((EventType::Discovered, l.link())),
-        Some(l @ Last::Event(e)) if e.deleted => Some((EventType::Discovered, l.link())),
-        Some(Last::Event(e)) if e.contenthash == hash => None,
-        Some(l) => Some((EventType::Changed, l.link())),
-    }
-}
-
 /// Builds the write of a collected asset, or `None` when it is unchanged.
 pub(crate) fn upsert_write(
     asset: &Asset,
-    last: Option<&Last>,
+    last: Option<&LastLink>,
     cx: &Context<'_>,
 ) -> Result<Option<PlannedWrite>, SchemaError> {
     let hash = asset_content_hash(asset)?;
@@ -196,7 +117,7 @@ pub(crate) fn upsert_write(
 /// Builds the tombstone of an asset absent from a complete sweep, or `None` when the subject's
 /// last event is not a live asset of ours (anymore).
 pub(crate) fn delete_write(
-    last: &Last,
+    last: &LastLink,
     provenance: &Provenance,
     cx: &Context<'_>,
 ) -> Result<Option<PlannedWrite>, SchemaError> {
@@ -224,7 +145,7 @@ pub(crate) fn delete_write(
 /// Decides every write of a sweep. `last` maps NATS subjects to their newest message.
 pub(crate) fn plan(
     collected: &Collected,
-    last: &HashMap<String, Last>,
+    last: &HashMap<String, LastLink>,
     cx: &Context<'_>,
     guard: Guard,
 ) -> Result<Plan, PlanError> {
@@ -265,7 +186,7 @@ pub(crate) fn plan(
         .values()
         .filter(|l| l.live_of(cx.source_uri).is_some())
         .count();
-    let absent: BTreeMap<&String, &Last> = last
+    let absent: BTreeMap<&String, &LastLink> = last
         .iter()
         .filter(|(subject, l)| l.live_of(cx.source_uri).is_some() && !present.contains(*subject))
         .collect();

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use inventory_schemas::{encode_sweep, AssetStatus, SweepCompleted, SweepCounts, SweepStatus};
+use inventory_schemas::{
+    encode_sweep, AssetStatus, ChainLink, EventData, SweepCompleted, SweepCounts, SweepStatus,
+};
 
 const OURS: &str = "/file/assets";
 
@@ -35,13 +37,14 @@ fn stored(seq: u64, subject: &str, payload: Vec<u8>) -> StoredMessage {
     StoredMessage {
         seq,
         subject: subject.into(),
-        recorded_at_nanos: 0,
+        // Recorded now: events observed "now" are not from the future.
+        recorded_at_nanos: Utc::now().timestamp_nanos_opt().unwrap().into(),
         payload: payload.into(),
     }
 }
 
 /// The stream's view after `asset` was published by `source` at `seq`.
-fn last_of(asset: &Asset, source: &str, seq: u64) -> (String, Last) {
+fn last_of(asset: &Asset, source: &str, seq: u64) -> (String, LastLink) {
     let ev = encode_asset(
         EventType::Discovered,
         asset,
@@ -70,7 +73,7 @@ const GUARD: Guard = Guard {
 fn classify_reads_valid_events_and_tolerates_garbage() {
     let a = asset("111111111111", "prod");
     let (subject, last) = last_of(&a, OURS, 7);
-    let Last::Event(e) = &last else {
+    let LastLink::Event(e) = &last else {
         panic!("{last:?}")
     };
     assert_eq!((e.seq, e.deleted, e.source.as_str()), (7, false, OURS));
@@ -80,7 +83,7 @@ fn classify_reads_valid_events_and_tolerates_garbage() {
 
     assert_eq!(
         classify(&stored(9, &subject, b"\x00garbage".to_vec())),
-        Last::Unreadable { seq: 9 }
+        LastLink::Unreadable { seq: 9 }
     );
     // A valid event published on another asset's subject is not trusted.
     let ev = encode_asset(
@@ -97,7 +100,7 @@ fn classify_reads_valid_events_and_tolerates_garbage() {
             "inventory.asset.aws.account.222222222222",
             ev.payload
         )),
-        Last::Unreadable { seq: 3 }
+        LastLink::Unreadable { seq: 3 }
     );
     // So is a sweep event on an asset subject.
     let now = Utc::now();
@@ -116,7 +119,7 @@ fn classify_reads_valid_events_and_tolerates_garbage() {
     let sw = encode_sweep(&sweep, OURS).unwrap();
     assert_eq!(
         classify(&stored(4, &subject, sw.payload)),
-        Last::Unreadable { seq: 4 }
+        LastLink::Unreadable { seq: 4 }
     );
 }
 
@@ -156,16 +159,16 @@ fn upserts_are_classified_by_the_last_event() {
     let (_, other) = last_of(&asset("1", "renamed"), OURS, 6);
     let (ty, link) = decide_upsert(&hash, Some(&other)).unwrap();
     assert_eq!((ty, link.prevseq), (EventType::Changed, 6));
-    let (ty, link) = decide_upsert(&hash, Some(&Last::Unreadable { seq: 8 })).unwrap();
+    let (ty, link) = decide_upsert(&hash, Some(&LastLink::Unreadable { seq: 8 })).unwrap();
     assert_eq!(
         (ty, link.prevseq, link.chainhash.as_str()),
         (EventType::Discovered, 8, "")
     );
-    let Last::Event(mut dead) = same else {
+    let LastLink::Event(mut dead) = same else {
         unreachable!()
     };
     dead.deleted = true;
-    let (ty, link) = decide_upsert(&hash, Some(&Last::Event(dead))).unwrap();
+    let (ty, link) = decide_upsert(&hash, Some(&LastLink::Event(dead))).unwrap();
     assert_eq!((ty, link.prevseq), (EventType::Discovered, 5));
 }
 
@@ -221,7 +224,7 @@ fn a_sweep_plans_discoveries_changes_and_our_deletions_only() {
     assert_eq!(t.reason, "absent from complete sweep of assets");
 }
 
-fn ours(n: usize) -> HashMap<String, Last> {
+fn ours(n: usize) -> HashMap<String, LastLink> {
     (1..=n)
         .map(|i| last_of(&asset(&i.to_string(), "a"), OURS, i as u64))
         .collect()

@@ -12,12 +12,13 @@ use async_nats::jetstream::{self, stream::Stream};
 use chrono::{DateTime, Utc};
 use inventory_bus::{self as bus, BusError};
 use inventory_schemas::{
-    encode_sweep, EventType, Provenance, SchemaError, SweepCompleted, SweepCounts, SweepStatus,
+    encode_sweep, EventType, LastLink, Provenance, SchemaError, SweepCompleted, SweepCounts,
+    SweepStatus,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::diff::{self, Context, Guard, Intent, Last, PlannedWrite};
+use crate::diff::{self, Context, Guard, Intent, PlannedWrite};
 use crate::publisher::{self, Outcome, Retry};
 use crate::source::{provenance, Source};
 
@@ -393,7 +394,7 @@ pub async fn prepare(stream: &Stream, source: &dyn Source, options: &SweepOption
             return plan;
         }
     };
-    let last: HashMap<String, Last> = messages
+    let last: HashMap<String, LastLink> = messages
         .iter()
         .map(|m| (m.subject.clone(), diff::classify(m)))
         .collect();

@@ -17,7 +17,7 @@ use common::{all, asset_events, bus, since};
 use futures::{stream, StreamExt};
 use inventory_producers::sources::{AwsConfig, AwsSource};
 use inventory_producers::{run_sweep, Source, SweepOptions};
-use inventory_schemas::{AssetStatus, SweepStatus};
+use inventory_schemas::{sweep_subject, AssetStatus, SweepStatus};
 use inventory_testkit::Moto;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
@@ -236,7 +236,10 @@ async fn an_organisation_is_listed_with_its_paths_and_each_change_is_one_event()
     assert!(principal.starts_with("arn:aws:"), "{principal}");
     assert!(!principal.contains("testing"));
     let sweep = msgs.last().unwrap();
-    assert_eq!(sweep.stored.subject, "inventory.sweep.aws");
+    assert_eq!(
+        sweep.stored.subject,
+        format!("inventory.sweep.aws.{org_id}")
+    );
     assert_eq!(sweep.sweep().scope, org_id);
     assert_eq!(sweep.sweep().status, SweepStatus::Ok);
     assert!(sweep.sweep().provenance.pages > 300 / 20);
@@ -368,7 +371,8 @@ async fn refused_credentials_fail_the_sweep_with_one_line() {
     assert!(error.contains("InvalidClientTokenId"), "{error}");
     let msgs = all(&b).await;
     assert_eq!(msgs.len(), 1);
-    assert_eq!(msgs[0].stored.subject, "inventory.sweep.aws");
+    let scope = &msgs[0].sweep().scope;
+    assert_eq!(msgs[0].stored.subject, sweep_subject("aws", scope));
     assert_eq!(msgs[0].sweep().status, SweepStatus::Failed);
     assert_eq!(msgs[0].sweep().error.as_deref(), Some(error.as_str()));
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{all, asset_events, bus, since};
 use inventory_producers::sources::{AzureConfig, AzureSource};
 use inventory_producers::{run_sweep, SweepOptions};
-use inventory_schemas::{AssetStatus, SweepStatus};
+use inventory_schemas::{sweep_subject, AssetStatus, SweepStatus};
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::web::Data;
@@ -404,7 +404,7 @@ async fn pages_paths_and_changes_are_published_once() {
     assert_eq!(by_key(4).status, AssetStatus::Suspended);
     assert!(by_key(5).org_path.is_empty());
     let sweep = msgs[5].sweep();
-    assert_eq!(msgs[5].stored.subject, "inventory.sweep.azure");
+    assert_eq!(msgs[5].stored.subject, sweep_subject("azure", &sweep.scope));
     assert_eq!(
         (sweep.status, sweep.scope.as_str()),
         (SweepStatus::Ok, TENANT)

@@ -86,7 +86,7 @@ async fn discovered_once_then_only_what_changes_is_published() {
         assert_eq!(m.asset().provenance.collector, "file");
     }
     let sweep = &msgs[4];
-    assert_eq!(sweep.stored.subject, "inventory.sweep.file");
+    assert_eq!(sweep.stored.subject, "inventory.sweep.file.assets");
     assert_eq!(sweep.stored.seq, r.sweep_seq);
     let s = sweep.sweep();
     assert_eq!(
@@ -108,7 +108,7 @@ async fn discovered_once_then_only_what_changes_is_published() {
     );
     let new = since(&b, 5).await;
     assert_eq!(new.len(), 1);
-    assert_eq!(new[0].stored.subject, "inventory.sweep.file");
+    assert_eq!(new[0].stored.subject, "inventory.sweep.file.assets");
     assert_eq!(new[0].sweep().counts.unchanged, 4);
 
     // One label edited: exactly one `changed`, linked to the asset's previous event.

@@ -375,7 +375,7 @@ async fn pages_folder_paths_changes_and_deletions() {
         "/collectors/gcp/org-1"
     );
     let sweep = msgs.last().unwrap();
-    assert_eq!(sweep.stored.subject, "inventory.sweep.gcp");
+    assert_eq!(sweep.stored.subject, "inventory.sweep.gcp.org-1");
     assert_eq!(sweep.sweep().scope, "org-1");
     assert_eq!(sweep.sweep().provenance.pages, 3);
 

@@ -77,7 +77,10 @@ async fn a_real_prometheus_is_up_with_its_version_then_down_when_stopped() {
             "version"
         ]
     );
-    assert_eq!(msgs[1].stored.subject, "inventory.sweep.prometheus");
+    assert_eq!(
+        msgs[1].stored.subject,
+        "inventory.sweep.prometheus.prom-default"
+    );
     assert_eq!(msgs[1].sweep().scope, "prom-default");
 
     // No volatile field: a second look is unchanged.

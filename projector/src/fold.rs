@@ -151,9 +151,9 @@ mod tests {
                 last_contenthash: String::new(),
                 provenance: Provenance::default(),
             };
-            encode_tombstone(&tomb, "/t", at(t), &ChainLink::default()).unwrap()
+            encode_tombstone(&tomb, "/file/t", at(t), &ChainLink::default()).unwrap()
         } else {
-            encode_asset(ty, &asset(name), "/t", at(t), &ChainLink::default()).unwrap()
+            encode_asset(ty, &asset(name), "/file/t", at(t), &ChainLink::default()).unwrap()
         };
         decode_summary(&out.payload).unwrap()
     }

@@ -12,11 +12,19 @@ use inventory_schemas::{SweepCounts, STREAM_NAME};
 use crate::store::from_micros;
 use crate::StoreError;
 
-/// Reader connections to one database, reused across requests.
+/// Reader connections to one database, reused across requests. Every clone shares the pool, so
+/// [`ReadPool::switch_to`] moves every reader to another database at once.
 #[derive(Clone)]
 pub struct ReadPool {
     seed: Arc<Mutex<Connection>>,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    idle: Arc<Mutex<Idle>>,
+}
+
+/// Connections to the current database, and which database that is.
+struct Idle {
+    /// Incremented by each [`ReadPool::switch_to`].
+    generation: u64,
+    conns: Vec<Connection>,
 }
 
 impl ReadPool {
@@ -24,16 +32,52 @@ impl ReadPool {
     pub fn new(seed: Connection) -> Self {
         Self {
             seed: Arc::new(Mutex::new(seed)),
-            idle: Arc::new(Mutex::new(Vec::new())),
+            idle: Arc::new(Mutex::new(Idle {
+                generation: 0,
+                conns: Vec::new(),
+            })),
         }
     }
 
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(c) = self.idle.lock().map_err(|_| StoreError::Poisoned)?.pop() {
-            return Ok(c);
+    /// A connection and the generation of the database it reads.
+    fn take(&self) -> Result<(Connection, u64), StoreError> {
+        {
+            let mut idle = self.idle.lock().map_err(|_| StoreError::Poisoned)?;
+            if let Some(c) = idle.conns.pop() {
+                return Ok((c, idle.generation));
+            }
         }
+        // Locks in the order `switch_to` takes them: seed, then idle.
         let seed = self.seed.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(seed.try_clone()?)
+        let generation = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .generation;
+        Ok((seed.try_clone()?, generation))
+    }
+
+    /// Moves every reader to the database of `seed` (a rebuilt read model): reads started before
+    /// finish on the old database, every later one reads the new one, and connections to the old
+    /// one are closed as they come back. The generation changes.
+    pub fn switch_to(&self, seed: Connection) -> Result<(), StoreError> {
+        let mut current = self.seed.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut idle = self.idle.lock().map_err(|_| StoreError::Poisoned)?;
+        let old = std::mem::replace(&mut *current, seed);
+        idle.generation += 1;
+        let stale = std::mem::take(&mut idle.conns);
+        drop((idle, current));
+        drop((old, stale));
+        Ok(())
+    }
+
+    /// Which database the pool reads: changes with each [`ReadPool::switch_to`]. A reader that
+    /// sees the same generation before and after a read knows the read used that database.
+    pub fn generation(&self) -> u64 {
+        match self.idle.lock() {
+            Ok(idle) => idle.generation,
+            Err(poisoned) => poisoned.into_inner().generation,
+        }
     }
 
     /// Runs `f` on a pooled connection on the calling thread.
@@ -41,11 +85,12 @@ impl ReadPool {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.take()?;
+        let (conn, generation) = self.take()?;
         let out = f(&conn);
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 16 {
-                idle.push(conn);
+            // A connection to a database the pool has switched away from is closed.
+            if idle.generation == generation && idle.conns.len() < 16 {
+                idle.conns.push(conn);
             }
         }
         out
@@ -302,7 +347,52 @@ pub fn checkpoint(conn: &Connection) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Number of rejected events.
-pub fn rejected_count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT count(*) FROM rejected", [], |r| r.get(0))?)
+/// Number of rejected messages by reason code (a bounded set: `RejectReason::ALL`).
+pub fn rejected_by_reason(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT reason_code, count(*) FROM rejected GROUP BY reason_code ORDER BY 1")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A message the projector did not apply, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    pub seq: u64,
+    pub recorded_at: DateTime<Utc>,
+    /// The NATS subject it was stored on.
+    pub subject: String,
+    /// `RejectReason` code.
+    pub reason_code: String,
+    pub reason: String,
+    /// The payload as received (lossy UTF-8).
+    pub payload: String,
+}
+
+/// Rejected messages with a sequence above `after`, oldest first, at most `limit`, optionally of
+/// one reason code.
+pub fn list_rejected(
+    conn: &Connection,
+    after: u64,
+    limit: u32,
+    reason_code: Option<&str>,
+) -> Result<Vec<RejectedRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, epoch_us(recorded_at), subject, reason_code, reason, payload FROM rejected \
+         WHERE seq > ? AND (? IS NULL OR reason_code = ?) ORDER BY seq LIMIT ?",
+    )?;
+    let rows = stmt.query_map(
+        duckdb::params![after, reason_code, reason_code, limit],
+        |r| {
+            Ok(RejectedRow {
+                seq: r.get(0)?,
+                recorded_at: from_micros(r.get(1)?),
+                subject: r.get(2)?,
+                reason_code: r.get(3)?,
+                reason: r.get(4)?,
+                payload: r.get(5)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

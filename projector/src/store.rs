@@ -14,19 +14,22 @@ mod sweeps;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
-use inventory_schemas::{decode_summary, DataSummary, EventSummary, STREAM_NAME};
+use inventory_schemas::{
+    decode_stored_summary, DataSummary, EventSummary, RejectReason, Rejection, STREAM_NAME,
+};
 use tracing::{debug, warn};
 
 use crate::fold::{fold, AssetState};
+use crate::identity::{format_created, payload_sha256, StreamIdentity};
 use crate::StoreError;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = include_str!("store/schema.sql");
 
@@ -37,18 +40,20 @@ pub struct Incoming {
     pub subject: String,
     pub recorded_at: DateTime<Utc>,
     pub payload: Bytes,
-    pub decoded: Result<EventSummary, String>,
+    /// The event, if it is a valid event of `subject` (the trust rule); why not otherwise.
+    pub decoded: Result<EventSummary, Rejection>,
 }
 
 impl Incoming {
-    /// Decodes a stored message.
+    /// Decodes a stored message and decides whether it is a valid event of the subject it was
+    /// stored on ([`decode_stored_summary`]).
     pub fn decode(
         seq: u64,
         subject: String,
         recorded_at: DateTime<Utc>,
         payload: Bytes,
     ) -> Incoming {
-        let decoded = decode_summary(&payload).map_err(|e| e.to_string());
+        let decoded = decode_stored_summary(&subject, recorded_at, &payload);
         Incoming {
             seq,
             subject,
@@ -85,6 +90,9 @@ struct OpenBatch {
     staged: HashMap<String, AssetState, RandomState>,
     /// `(seq, next_seq)`: events of the transaction's assets superseded by a newer one.
     superseded: Vec<(u64, u64)>,
+    /// The first message of a bound, empty store (sequence, payload SHA-256): the stream's
+    /// identity is recorded with this transaction.
+    first: Option<(u64, String)>,
 }
 
 /// The writer side of the read model. One per database file (DuckDB allows one writing process).
@@ -94,6 +102,29 @@ pub struct Store {
     /// Current state of every asset (committed), so a batch folds without reading back.
     states: HashMap<String, AssetState, RandomState>,
     open: Option<OpenBatch>,
+    /// The stream the read model was built from (`meta`), once a batch of it is committed.
+    identity: Option<StreamIdentity>,
+    /// The creation time of the stream an empty store is being built from ([`Store::bind_stream`]).
+    bound: Option<DateTime<Utc>>,
+}
+
+/// The write-ahead log of the database at `path` (`<path>.wal`), which belongs with the file: it
+/// moves and goes with it.
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".wal");
+    PathBuf::from(s)
+}
+
+/// Removes the database at `path` and its write-ahead log; either may be absent.
+pub fn remove_files(path: &Path) -> std::io::Result<()> {
+    for p in [path.to_owned(), wal_path(path)] {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> Value {
@@ -117,7 +148,20 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::init(conn)
+        Self::init(conn).map_err(|e| match e {
+            StoreError::Open { reason, .. } => StoreError::Open {
+                path: path.display().to_string(),
+                reason,
+            },
+            StoreError::OtherVersion {
+                found, expected, ..
+            } => StoreError::OtherVersion {
+                path: path.display().to_string(),
+                found,
+                expected,
+            },
+            other => other,
+        })
     }
 
     /// An in-memory store (tests, replays to be exported).
@@ -130,30 +174,14 @@ impl Store {
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
+        // Before any DDL: a database of another version, or not ours, is left as it is.
+        let fresh = check_version(&conn)?;
         conn.execute_batch(SCHEMA)?;
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)",
-                    [SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(StoreError::Open {
-                    path: "database".into(),
-                    reason: format!(
-                        "schema version {v} is not {SCHEMA_VERSION}: rebuild it from the stream (delete the file)"
-                    ),
-                })
-            }
+        if fresh {
+            conn.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?)",
+                [SCHEMA_VERSION.to_string()],
+            )?;
         }
         let checkpoint: Option<u64> = conn
             .query_row(
@@ -172,19 +200,37 @@ impl Store {
                 0
             }
         };
+        let identity = load_identity(&conn)?;
         let states = load_states(&conn)?;
-        debug!(checkpoint, assets = states.len(), "store opened");
+        debug!(checkpoint, assets = states.len(), stream = ?identity, "store opened");
         Ok(Self {
             conn,
             checkpoint,
             states,
             open: None,
+            identity,
+            bound: None,
         })
     }
 
     /// The last stream sequence committed.
     pub fn checkpoint(&self) -> u64 {
         self.checkpoint
+    }
+
+    /// The stream the read model was built from, recorded with its first committed batch (`None`
+    /// before that, or for a store fed without [`Store::bind_stream`]).
+    pub fn stream_identity(&self) -> Option<&StreamIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// Builds an empty read model from the stream created at `created`: the first batch committed
+    /// records that stream's identity (with its first message's digest) in the same transaction.
+    /// No effect once an identity is recorded.
+    pub fn bind_stream(&mut self, created: DateTime<Utc>) {
+        if self.identity.is_none() {
+            self.bound = Some(created);
+        }
     }
 
     /// A new connection to the same database, for readers.
@@ -233,13 +279,49 @@ impl Store {
                 },
                 staged: HashMap::default(),
                 superseded: Vec::new(),
+                first: None,
             });
         }
-        let result = self.append_open(batch);
+        let result = self
+            .check_order(batch)
+            .and_then(|()| self.append_open(batch));
         if result.is_err() {
             self.rollback();
         }
         result
+    }
+
+    /// Refuses a message that would leave a hole after the last one — a gap is an error, never a
+    /// skip — and notes the first message of a bound, empty store (its identity). An empty store
+    /// starts at whatever the stream's first message is: above 1 once retention expired older ones.
+    fn check_order(&mut self, batch: &[Incoming]) -> Result<(), StoreError> {
+        let Self {
+            open,
+            identity,
+            bound,
+            ..
+        } = self;
+        let Some(open) = open.as_mut() else {
+            return Ok(());
+        };
+        let mut last = open.outcome.last_seq;
+        for inc in batch {
+            if inc.seq <= last {
+                continue;
+            }
+            if last == 0 {
+                if bound.is_some() && identity.is_none() {
+                    open.first = Some((inc.seq, payload_sha256(&inc.payload)));
+                }
+            } else if inc.seq != last + 1 {
+                return Err(StoreError::Gap {
+                    after: last,
+                    found: inc.seq,
+                });
+            }
+            last = inc.seq;
+        }
+        Ok(())
     }
 
     fn append_open(&mut self, batch: &[Incoming]) -> Result<(), StoreError> {
@@ -264,8 +346,8 @@ impl Store {
                 outcome.last_seq = inc.seq;
                 let ev = match &inc.decoded {
                     Ok(ev) => ev,
-                    Err(reason) => {
-                        reject(&mut rejected, inc, reason)?;
+                    Err(rejection) => {
+                        reject(&mut rejected, inc, rejection)?;
                         outcome.rejected += 1;
                         continue;
                     }
@@ -290,7 +372,9 @@ impl Store {
                             folded = Some(state);
                         }
                         Err(e) => {
-                            reject(&mut rejected, inc, &e.to_string())?;
+                            let rejection =
+                                Rejection::new(RejectReason::InvalidData, e.to_string());
+                            reject(&mut rejected, inc, &rejection)?;
                             outcome.rejected += 1;
                             continue;
                         }
@@ -354,6 +438,13 @@ impl Store {
         let outcome = open.outcome;
         self.checkpoint = outcome.last_seq;
         self.states.extend(open.staged);
+        if let (Some(created), Some((first_seq, first_sha256))) = (self.bound, open.first) {
+            self.identity = Some(StreamIdentity {
+                created,
+                first_seq,
+                first_sha256,
+            });
+        }
         if outcome.rejected > 0 {
             warn!(
                 rejected = outcome.rejected,
@@ -375,6 +466,12 @@ impl Store {
                 "UPDATE events SET next_seq = s.next_seq FROM superseded_stage s \
                  WHERE events.seq = s.seq; DELETE FROM superseded_stage;",
             )?;
+        }
+        if let (Some(created), Some((seq, sha256))) = (self.bound, &open.first) {
+            let mut insert = self.conn.prepare("INSERT INTO meta VALUES (?, ?)")?;
+            insert.execute(["stream_created", &format_created(created)])?;
+            insert.execute(["stream_first_seq", &seq.to_string()])?;
+            insert.execute(["stream_first_sha256", sha256])?;
         }
         self.conn.execute(
             "UPDATE checkpoint SET last_seq = ?, updated_at = ? WHERE stream = ?",
@@ -404,17 +501,93 @@ impl Drop for Store {
 fn reject(
     rejected: &mut duckdb::Appender<'_>,
     inc: &Incoming,
-    reason: &str,
+    rejection: &Rejection,
 ) -> Result<(), StoreError> {
-    warn!(seq = inc.seq, subject = %inc.subject, reason, "event rejected");
+    warn!(seq = inc.seq, subject = %inc.subject, reason = rejection.reason.as_str(), detail = %rejection.detail, "event rejected: not applied");
     rejected.append_row(params![
         inc.seq,
         ts(inc.recorded_at),
         inc.subject,
-        reason,
+        rejection.reason.as_str(),
+        rejection.detail,
         String::from_utf8_lossy(&inc.payload).into_owned(),
     ])?;
     Ok(())
+}
+
+/// Whether the database is new (no tables yet). A database of another schema version, or one that
+/// is not an asset-inventory read model, is refused before anything is written to it.
+fn check_version(conn: &Connection) -> Result<bool, StoreError> {
+    let refuse = |reason: String| StoreError::Open {
+        path: "database".into(),
+        reason,
+    };
+    let mut stmt = conn.prepare(
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_catalog = current_database() AND table_schema = 'main'",
+    )?;
+    let tables = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if tables.is_empty() {
+        return Ok(true);
+    }
+    let not_ours = || {
+        refuse(
+            "not an asset-inventory read model (it holds other tables): choose another file".into(),
+        )
+    };
+    if !tables.iter().any(|t| t == "meta") {
+        return Err(not_ours());
+    }
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|_| not_ours())?;
+    match version {
+        Some(v) if v == SCHEMA_VERSION.to_string() => Ok(false),
+        Some(found) => Err(StoreError::OtherVersion {
+            path: "database".into(),
+            found,
+            expected: SCHEMA_VERSION,
+        }),
+        None => Err(not_ours()),
+    }
+}
+
+/// The stream identity recorded in `meta`, if any.
+fn load_identity(conn: &Connection) -> Result<Option<StreamIdentity>, StoreError> {
+    let get = |key: &str| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0))
+            .optional()?)
+    };
+    let broken = |what: &str| StoreError::Open {
+        path: "database".into(),
+        reason: format!(
+            "its stream identity in the meta table is {what}: delete the file to rebuild it from \
+             the stream"
+        ),
+    };
+    match (
+        get("stream_created")?,
+        get("stream_first_seq")?,
+        get("stream_first_sha256")?,
+    ) {
+        (None, None, None) => Ok(None),
+        (Some(created), Some(seq), Some(first_sha256)) => Ok(Some(StreamIdentity {
+            created: DateTime::parse_from_rfc3339(&created)
+                .map_err(|_| broken("unreadable"))?
+                .with_timezone(&Utc),
+            first_seq: seq.parse().map_err(|_| broken("unreadable"))?,
+            first_sha256,
+        })),
+        _ => Err(broken("incomplete")),
+    }
 }
 
 fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState, RandomState>, StoreError> {
@@ -477,14 +650,9 @@ mod tests {
         }
     }
 
-    fn incoming(seq: u64, payload: Vec<u8>) -> Incoming {
+    fn incoming(seq: u64, subject: &str, payload: Vec<u8>) -> Incoming {
         let at = Utc.timestamp_opt(1_700_000_000 + seq as i64, 0).unwrap();
-        Incoming::decode(
-            seq,
-            "inventory.asset.aws.account.x".into(),
-            at,
-            payload.into(),
-        )
+        Incoming::decode(seq, subject.into(), at, payload.into())
     }
 
     fn upsert(seq: u64, id: &str, name: &str) -> Incoming {
@@ -492,11 +660,12 @@ mod tests {
         let ev = encode_asset(
             EventType::Changed,
             &asset(id, name),
-            "/t",
+            "/file/t",
             at,
             &ChainLink::default(),
-        );
-        incoming(seq, ev.unwrap().payload)
+        )
+        .unwrap();
+        incoming(seq, &ev.subject, ev.payload)
     }
 
     fn tombstone(seq: u64, id: &str) -> Incoming {
@@ -510,12 +679,8 @@ mod tests {
             provenance: Provenance::default(),
         };
         let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
-        incoming(
-            seq,
-            encode_tombstone(&t, "/t", at, &ChainLink::default())
-                .unwrap()
-                .payload,
-        )
+        let ev = encode_tombstone(&t, "/file/t", at, &ChainLink::default()).unwrap();
+        incoming(seq, &ev.subject, ev.payload)
     }
 
     fn data_of(store: &Store, key: &str) -> serde_json::Value {
@@ -530,7 +695,10 @@ mod tests {
             .append(&[upsert(1, "1", "a"), upsert(2, "2", "b")])
             .unwrap();
         store
-            .append(&[upsert(3, "1", "a2"), incoming(4, b"garbage".to_vec())])
+            .append(&[
+                upsert(3, "1", "a2"),
+                incoming(4, "inventory.asset.aws.account.1", b"garbage".to_vec()),
+            ])
             .unwrap();
         assert_eq!((store.pending(), store.checkpoint()), (4, 0));
         let out = store.commit().unwrap();
@@ -555,6 +723,47 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(events, 4);
+    }
+
+    #[test]
+    fn messages_not_valid_for_their_subject_are_rejected_with_their_reason_and_never_applied() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.apply(&[upsert(1, "1", "a")]).unwrap();
+        // A valid event of asset 1, stored on asset 2's subject; a tombstone of asset 1 stored on
+        // a Prometheus endpoint's subject.
+        let forged = upsert(2, "1", "owned");
+        let cross = incoming(2, "inventory.asset.aws.account.2", forged.payload.to_vec());
+        let tomb = tombstone(3, "1");
+        let cross_tomb = incoming(
+            3,
+            "inventory.asset.prometheus.endpoint.forged",
+            tomb.payload.to_vec(),
+        );
+        let out = store.apply(&[cross, cross_tomb]).unwrap();
+        assert_eq!((out.applied, out.rejected, out.last_seq), (0, 2, 3));
+        let conn = store.connection().unwrap();
+        let a = crate::read::get_asset(&conn, "aws/account/1")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.name.as_str(), a.deleted_at, a.version), ("a", None, 1));
+        assert!(crate::read::get_asset(&conn, "aws/account/2")
+            .unwrap()
+            .is_none());
+        let rejected = crate::read::list_rejected(&conn, 0, 10, None).unwrap();
+        assert_eq!(rejected.len(), 2);
+        assert!(rejected
+            .iter()
+            .all(|r| r.reason_code == "subject_mismatch" && r.reason.contains("aws/account/1")));
+        assert_eq!(
+            crate::read::rejected_by_reason(&conn).unwrap(),
+            [("subject_mismatch".to_owned(), 2)]
+        );
+        assert_eq!(
+            crate::read::list_rejected(&conn, 2, 10, Some("subject_mismatch"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Writer {
     async fn upsert(&mut self, ty: EventType, id: &str, name: &str) -> u64 {
         let key = format!("aws/account/{id}");
         let link = self.links.get(&key).cloned().unwrap_or_default();
-        let ev = encode_asset(ty, &asset(id, name), "/test", Utc::now(), &link).unwrap();
+        let ev = encode_asset(ty, &asset(id, name), "/file/test", Utc::now(), &link).unwrap();
         self.send(ev).await
     }
 
@@ -70,7 +70,7 @@ impl Writer {
             last_contenthash: String::new(),
             provenance: Provenance::default(),
         };
-        let ev = encode_tombstone(&t, "/test", Utc::now(), &link).unwrap();
+        let ev = encode_tombstone(&t, "/file/test", Utc::now(), &link).unwrap();
         self.send(ev).await
     }
 }
@@ -156,7 +156,10 @@ async fn folds_the_stream_and_rejects_garbage_without_stopping() {
         gone.data["name"], "b",
         "last known state kept after deletion"
     );
-    assert_eq!(read::rejected_count(&conn).unwrap(), 1);
+    assert_eq!(
+        read::rejected_by_reason(&conn).unwrap(),
+        [("undecodable".to_owned(), 1)]
+    );
     let history: u64 = conn
         .query_row(
             "SELECT count(*) FROM events WHERE asset_key = 'aws/account/222222222222'",
@@ -243,7 +246,7 @@ async fn keeps_following_across_a_broker_restart() {
             &encode_asset(
                 EventType::Discovered,
                 &asset("999999999999", "after"),
-                "/test",
+                "/file/test",
                 Utc::now(),
                 &ChainLink::default(),
             )

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use inventory_projector::history::{self, ChangeQuery, DiffKind, VersionRow};
-use inventory_projector::read::AssetQuery;
+use inventory_projector::read::{self, AssetQuery};
 use inventory_schemas::AssetKey;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use crate::cursor;
 use crate::model::{
     AssetDoc, ChangeDoc, ChangePage, ChangeType, DiffChange, DiffCountsDoc, DiffItem, DiffPage,
-    FeedEnd, FeedEvent,
+    FeedEnd, FeedEvent, RejectReasonCode, RejectedDoc, RejectedPage,
 };
 use crate::patch::asset_patch;
 use crate::problem::{ErrorCode, ServiceError};
@@ -53,6 +53,47 @@ impl From<VersionRow> for ChangeDoc {
 
 fn read_failed(e: &inventory_projector::StoreError) -> ServiceError {
     ServiceError::internal("reading the read model", e)
+}
+
+/// `GET /api/v1/rejected`: messages the read model did not apply, oldest first, paged by
+/// sequence, optionally of one reason.
+pub async fn rejected(
+    state: &AppState,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    reason: Option<RejectReasonCode>,
+) -> Result<RejectedPage, ServiceError> {
+    let limit = parse_limit(limit)?;
+    let after = parse_seq_cursor(cursor)?.unwrap_or(0);
+    let rows = state
+        .pool
+        .run(move |conn| read::list_rejected(conn, after, limit + 1, reason.map(|r| r.as_str())))
+        .await
+        .map_err(|e| read_failed(&e))?;
+    let more = rows.len() > limit as usize;
+    let items: Vec<RejectedDoc> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| RejectedDoc {
+            seq: r.seq,
+            recorded_at: r.recorded_at,
+            // Written by the projector from `RejectReason::as_str`, so always one of the codes.
+            reason_code: RejectReasonCode::VALUES
+                .iter()
+                .position(|v| *v == r.reason_code)
+                .and_then(|i| RejectReasonCode::ALL.get(i).copied())
+                .unwrap_or(RejectReasonCode::Undecodable),
+            subject: r.subject,
+            reason: r.reason,
+            payload: r.payload,
+        })
+        .collect();
+    Ok(RejectedPage {
+        next_cursor: more
+            .then(|| items.last().map(|i| i.seq.to_string()))
+            .flatten(),
+        items,
+    })
 }
 
 /// A sequence cursor (`next_cursor` of a history or change page).
@@ -254,15 +295,26 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
     })
 }
 
+/// Where a feed starts, and in which read model (see [`ReadPool::generation`]).
+///
+/// [`ReadPool::generation`]: inventory_projector::ReadPool::generation
+#[derive(Debug, Clone, Copy)]
+pub struct FeedStart {
+    after: u64,
+    generation: u64,
+}
+
 /// Where a feed starts: after `Last-Event-ID` if the client sent one (a reconnect), else after
 /// `since`, else at the changes applied from now on.
 pub async fn feed_start(
     state: &AppState,
     last_event_id: Option<String>,
     since: Option<String>,
-) -> Result<u64, ServiceError> {
+) -> Result<FeedStart, ServiceError> {
+    // Read first: a read model switched meanwhile ends the feed before it sends anything.
+    let generation = state.pool.generation();
     if let Some(id) = non_empty(last_event_id) {
-        return id.trim().parse::<u64>().map_err(|_| {
+        let after = id.trim().parse::<u64>().map_err(|_| {
             ServiceError::invalid_parameter(
                 "Last-Event-ID",
                 format!(
@@ -270,17 +322,19 @@ pub async fn feed_start(
                     truncate(&id)
                 ),
             )
-        });
+        })?;
+        return Ok(FeedStart { after, generation });
     }
-    match parse_point("since", since)? {
-        None => Ok(state.status.borrow().applied_seq),
+    let after = match parse_point("since", since)? {
+        None => state.status.borrow().applied_seq,
         Some(p) => state
             .pool
             .run(move |conn| Ok(resolve_point(conn, "since", p)))
             .await
             .map_err(|e| read_failed(&e))?
-            .map_err(PointError::into_service),
-    }
+            .map_err(PointError::into_service)?,
+    };
+    Ok(FeedStart { after, generation })
 }
 
 /// Validated filters of a feed.
@@ -300,16 +354,20 @@ pub fn feed_filters(p: ChangeParams) -> Result<ChangeQuery, ServiceError> {
 /// A task per client reads the read model (never the projector's writer) into a bounded buffer;
 /// a client that leaves its buffer full for `slow_after` is dropped with an `end` event naming
 /// the last change it was sent, from which it can resume with `Last-Event-ID`.
+///
+/// A feed reads one read model: when the server rebuilds its read model from a recreated stream
+/// (whose sequences start again at 1), the feed ends rather than announce the new stream's events
+/// under sequences the client may already have seen.
 pub fn feed(
     state: AppState,
     filters: ChangeQuery,
-    after: u64,
+    start: FeedStart,
 ) -> impl Stream<Item = FeedEvent> + Send + 'static {
     let settings = state.feed;
     let (tx, rx) = mpsc::channel::<FeedEvent>(settings.buffer.max(1));
     let (end_tx, end_rx) = oneshot::channel::<FeedEnd>();
     tokio::spawn(async move {
-        let end = produce(&state, filters, after, &tx, settings.slow_after).await;
+        let end = produce(&state, filters, start, &tx, settings.slow_after).await;
         if let Some(end) = end {
             info!(reason = %end.reason, last_event_id = ?end.last_event_id, "change feed ended");
             let _ = end_tx.send(end);
@@ -327,11 +385,12 @@ pub fn feed(
 async fn produce(
     state: &AppState,
     filters: ChangeQuery,
-    mut after: u64,
+    start: FeedStart,
     tx: &mpsc::Sender<FeedEvent>,
     slow_after: Duration,
 ) -> Option<FeedEnd> {
     let mut status = state.status.clone();
+    let mut after = start.after;
     let mut sent: Option<u64> = (after > 0).then_some(after);
     let end = |reason: &str, sent: Option<u64>| {
         Some(FeedEnd {
@@ -339,7 +398,18 @@ async fn produce(
             last_event_id: sent,
         })
     };
+    let rebuilt = || {
+        Some(FeedEnd {
+            reason: "the read model was rebuilt from a recreated stream, whose sequences start \
+                     again at 1: reconnect without Last-Event-ID"
+                .to_owned(),
+            last_event_id: None,
+        })
+    };
     loop {
+        if state.pool.generation() != start.generation {
+            return rebuilt();
+        }
         let applied = status.borrow_and_update().applied_seq;
         if applied > after {
             let mut q = filters.clone();
@@ -352,6 +422,10 @@ async fn produce(
                     return end("the server cannot read its read model", sent);
                 }
             };
+            // Unchanged across the read: the rows are of the read model the feed started in.
+            if state.pool.generation() != start.generation {
+                return rebuilt();
+            }
             let full = rows.len() >= filters.limit as usize;
             for row in rows {
                 let seq = row.seq;

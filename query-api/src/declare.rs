@@ -6,12 +6,12 @@
 //! with `Nats-Expected-Last-Subject-Sequence` = that event's sequence. A racing writer makes the
 //! server refuse it (409).
 
-use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
+use async_nats::jetstream;
 use chrono::Utc;
 use inventory_bus::{BusError, ErrorKind};
 use inventory_schemas::{
-    decode_asset_message, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus,
-    ChainLink, EventData, EventType, Provenance,
+    decide_upsert, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus, ChainLink,
+    EventType, LastLink, Provenance,
 };
 use serde_json::Value;
 use tracing::{info, warn};
@@ -39,20 +39,13 @@ impl Publisher {
     }
 }
 
-/// The newest event of a subject, as far as a declaration cares.
+/// The newest message of a subject, as far as a declaration cares.
 #[derive(Debug, Clone)]
-pub enum LastEvent {
-    /// A live asset state.
-    Asset {
-        seq: u64,
-        chainhash: String,
-        contenthash: String,
-        /// CloudEvents `source` of its writer (`/api` or a collector).
-        source: String,
-        data: Value,
-    },
-    /// A tombstone, or a message that does not decode: the declaration is a new `discovered`.
-    Other { seq: u64, chainhash: String },
+pub struct Last {
+    /// What it is (the chain link every writer reads the same way).
+    pub link: LastLink,
+    /// The document of a live asset state (`null` otherwise), answered when nothing changes.
+    pub data: Value,
 }
 
 fn check_name(name: &str) -> Result<(), ServiceError> {
@@ -155,79 +148,40 @@ fn unavailable(e: &dyn std::fmt::Display) -> ServiceError {
     )
 }
 
-/// Reads the newest event of `subject` (`None`: the subject has none).
-pub async fn read_last(
-    publisher: &Publisher,
-    subject: &str,
-) -> Result<Option<LastEvent>, ServiceError> {
-    let msg = match publisher
-        .stream
-        .get_last_raw_message_by_subject(subject)
+/// Reads the newest message of `subject` (`None`: the subject has none).
+pub async fn read_last(publisher: &Publisher, subject: &str) -> Result<Option<Last>, ServiceError> {
+    let Some(msg) = inventory_bus::last_on_subject(&publisher.stream, subject)
         .await
-    {
-        Ok(m) => m,
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-        Err(e) => return Err(unavailable(&e)),
+        .map_err(|e| unavailable(&e))?
+    else {
+        return Ok(None);
     };
-    let seq = msg.sequence;
-    // The same rule as the collectors' (and `inventory verify`'s): what is not an asset event of
+    // The same rule as the collectors' (and `inventory verify`'s): what is not a valid event of
     // this subject restarts the chain.
-    Ok(Some(match decode_asset_message(subject, &msg.payload) {
-        Ok((ev, _)) if matches!(ev.data, EventData::Asset(_)) => LastEvent::Asset {
-            seq,
-            data: ev.data_json(),
-            // `decode` requires both on asset events.
-            chainhash: ev.chainhash.unwrap_or_default(),
-            contenthash: ev.contenthash.unwrap_or_default(),
-            source: ev.source,
-        },
-        Ok((ev, _)) => LastEvent::Other {
-            seq,
-            chainhash: ev.chainhash.unwrap_or_default(),
-        },
-        Err(reason) => {
-            warn!(subject, seq, %reason, "newest message of the subject is not its asset's event; declaring anew");
-            LastEvent::Other {
-                seq,
-                chainhash: String::new(),
-            }
-        }
-    }))
+    let decoded = msg.decode();
+    if let Err(reason) = &decoded {
+        warn!(subject, seq = msg.seq, reason = reason.reason.as_str(), detail = %reason.detail, "newest message of the subject is not its asset's event; declaring anew");
+    }
+    let link = LastLink::of(msg.seq, decoded.as_ref());
+    let data = match (&decoded, link.live()) {
+        (Ok(ev), Some(_)) => ev.data_json(),
+        _ => Value::Null,
+    };
+    Ok(Some(Last { link, data }))
 }
 
 /// Refuses a declaration of an endpoint a collector observes: a declaration must not overwrite
 /// an observation (the two would alternate as `changed` on every sweep).
-pub fn check_owner(key: &AssetKey, last: Option<&LastEvent>) -> Result<(), ServiceError> {
-    match last {
-        Some(LastEvent::Asset { source, .. }) if source != API_SOURCE => Err(ServiceError::new(
+pub fn check_owner(key: &AssetKey, last: Option<&LastLink>) -> Result<(), ServiceError> {
+    match last.and_then(LastLink::live) {
+        Some(e) if e.source != API_SOURCE => Err(ServiceError::new(
             ErrorCode::Conflict,
             format!(
-                "{key} is observed by the collector {source}; a declaration cannot override an observation"
+                "{key} is observed by the collector {}; a declaration cannot override an observation",
+                e.source
             ),
         )),
         _ => Ok(()),
-    }
-}
-
-/// Decides what to publish for a state with content hash `hash`; `None`: unchanged.
-pub fn decide(hash: &str, last: Option<&LastEvent>) -> Option<(EventType, ChainLink)> {
-    match last {
-        None => Some((EventType::Discovered, ChainLink::default())),
-        Some(LastEvent::Other { seq, chainhash }) => Some((
-            EventType::Discovered,
-            ChainLink {
-                prevseq: *seq,
-                chainhash: chainhash.clone(),
-            },
-        )),
-        Some(LastEvent::Asset { contenthash, .. }) if contenthash == hash => None,
-        Some(LastEvent::Asset { seq, chainhash, .. }) => Some((
-            EventType::Changed,
-            ChainLink {
-                prevseq: *seq,
-                chainhash: chainhash.clone(),
-            },
-        )),
     }
 }
 
@@ -279,13 +233,14 @@ pub async fn declare(
     let hash = asset_content_hash(&asset)
         .map_err(|e| ServiceError::internal("hashing the endpoint", &e))?;
     let last = read_last(publisher, &subject).await?;
-    check_owner(&key, last.as_ref())?;
+    let link = last.as_ref().map(|l| &l.link);
+    check_owner(&key, link)?;
     let data = serde_json::to_value(&asset)
         .map_err(|e| ServiceError::internal("encoding the endpoint", &e))?;
-    let Some((ty, prev)) = decide(&hash, last.as_ref()) else {
+    let Some((ty, prev)) = decide_upsert(&hash, link) else {
         let (seq, data) = match last {
-            Some(LastEvent::Asset { seq, data, .. }) => (seq, data),
-            _ => (0, data),
+            Some(Last { link, data }) => (link.seq(), data),
+            None => (0, data),
         };
         info!(key = %key, seq, principal = %principal.id, "declaration unchanged; nothing published");
         return Ok(Declared {
@@ -378,16 +333,24 @@ mod tests {
         );
     }
 
+    fn last(seq: u64, source: &str, deleted: bool) -> LastLink {
+        LastLink::Event(inventory_schemas::LastEvent {
+            seq,
+            chainhash: "c".into(),
+            contenthash: "h".into(),
+            source: source.into(),
+            deleted,
+            id: "prom-main".into(),
+            provider: "prometheus".into(),
+            kind: "endpoint".into(),
+            name: "prom-main".into(),
+        })
+    }
+
     #[test]
     fn declarations_never_override_a_collector_observation() {
         let key = AssetKey::parse("prometheus/endpoint/prom-main").unwrap();
-        let observed = LastEvent::Asset {
-            seq: 4,
-            chainhash: "c".into(),
-            contenthash: "h".into(),
-            source: "/collectors/prometheus/prom-main".into(),
-            data: Value::Null,
-        };
+        let observed = last(4, "/collectors/prometheus/prom-main", false);
         let e = check_owner(&key, Some(&observed)).unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict);
         assert!(
@@ -395,59 +358,10 @@ mod tests {
             "{}",
             e.detail
         );
-        let declared = LastEvent::Asset {
-            seq: 4,
-            chainhash: "c".into(),
-            contenthash: "h".into(),
-            source: API_SOURCE.into(),
-            data: Value::Null,
-        };
-        assert!(check_owner(&key, Some(&declared)).is_ok());
-        let tombstone = LastEvent::Other {
-            seq: 9,
-            chainhash: "t".into(),
-        };
+        assert!(check_owner(&key, Some(&last(4, API_SOURCE, false))).is_ok());
+        let tombstone = last(9, "/collectors/prometheus/prom-main", true);
         assert!(check_owner(&key, Some(&tombstone)).is_ok());
+        assert!(check_owner(&key, Some(&LastLink::Unreadable { seq: 3 })).is_ok());
         assert!(check_owner(&key, None).is_ok());
-    }
-
-    #[test]
-    fn decisions_follow_the_content_hash() {
-        assert_eq!(
-            decide("h", None),
-            Some((EventType::Discovered, ChainLink::default()))
-        );
-        let same = LastEvent::Asset {
-            seq: 4,
-            chainhash: "c".into(),
-            contenthash: "h".into(),
-            source: API_SOURCE.into(),
-            data: Value::Null,
-        };
-        assert_eq!(decide("h", Some(&same)), None);
-        assert_eq!(
-            decide("h2", Some(&same)),
-            Some((
-                EventType::Changed,
-                ChainLink {
-                    prevseq: 4,
-                    chainhash: "c".into()
-                }
-            ))
-        );
-        let tomb = LastEvent::Other {
-            seq: 9,
-            chainhash: "t".into(),
-        };
-        assert_eq!(
-            decide("h", Some(&tomb)),
-            Some((
-                EventType::Discovered,
-                ChainLink {
-                    prevseq: 9,
-                    chainhash: "t".into()
-                }
-            ))
-        );
     }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use inventory_projector::read::SweepRow;
 use inventory_projector::Status;
+use inventory_schemas::RejectReason;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tracing::warn;
 
@@ -23,7 +24,7 @@ pub struct Metrics {
     lag: IntGauge,
     applied_seq: IntGauge,
     ready: IntGauge,
-    rejected: IntCounter,
+    rejected: IntCounterVec,
     sweep_success: IntGaugeVec,
     last_success: GaugeVec,
     /// poem's route pattern (`/api/v1/assets/:param0`) → the spec's template (`/api/v1/assets/{key}`).
@@ -67,12 +68,19 @@ impl Metrics {
         ));
         let ready = must(IntGauge::new(
             "inventory_projector_ready",
-            "1 once the projector has caught up with the stream's tip at start and has not failed.",
+            "1 when /readyz answers ready: caught up with the stream's tip at start, not failed, not rebuilding.",
         ));
-        let rejected = must(IntCounter::new(
-            "inventory_events_rejected_total",
-            "Events the projector could not parse or validate (see the rejected table).",
+        let rejected = must(IntCounterVec::new(
+            Opts::new(
+                "inventory_events_rejected_total",
+                "Messages the projector did not apply, by reason: not a valid event of the NATS subject they were stored on, or not foldable (see GET /api/v1/rejected).",
+            ),
+            &["reason"],
         ));
+        // Every reason is exposed from the start (at 0), so alerts see a rise from nothing.
+        for r in RejectReason::ALL {
+            rejected.with_label_values(&[r.as_str()]);
+        }
         let labels = ["source", "provider", "scope"];
         let sweep_success = must(IntGaugeVec::new(
             Opts::new(
@@ -140,23 +148,27 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Renders the exposition with the projector's status, the rejected count and the sweeps
-    /// (`None` when they could not be read: those families are then left as last set).
+    /// Renders the exposition with the projector's status, the rejected counts by reason code and
+    /// the sweeps (`None` when they could not be read: those families are then left as last set).
     pub fn render(
         &self,
         status: &Status,
-        rejected: Option<u64>,
+        rejected: Option<&[(String, u64)]>,
         sweeps: Option<&[SweepRow]>,
     ) -> String {
         self.lag.set(to_i64(status.lag()));
         self.applied_seq.set(to_i64(status.applied_seq));
-        self.ready
-            .set(i64::from(status.caught_up && status.failed.is_none()));
-        if let Some(total) = rejected {
+        self.ready.set(i64::from(status.is_ready()));
+        for (code, total) in rejected.unwrap_or_default() {
+            // Label values come from the bounded set of codes, never from the table as such.
+            let Some(reason) = RejectReason::from_code(code) else {
+                continue;
+            };
             // A counter only goes up: add what the table gained since the last scrape.
-            let seen = self.rejected.get();
-            if total > seen {
-                self.rejected.inc_by(total - seen);
+            let counter = self.rejected.with_label_values(&[reason.as_str()]);
+            let seen = counter.get();
+            if *total > seen {
+                counter.inc_by(total - seen);
             }
         }
         if let Some(rows) = sweeps {
@@ -223,14 +235,22 @@ mod tests {
     }
 
     #[test]
-    fn rejected_counter_follows_the_table_without_going_down() {
+    fn rejected_counters_follow_the_table_by_reason_without_going_down() {
         let m = Metrics::new(["/healthz"], &[]);
         let s = Status::default();
-        let text = m.render(&s, Some(3), None);
-        assert!(text.contains("inventory_events_rejected_total 3"), "{text}");
-        let text = m.render(&s, Some(2), None);
-        assert!(text.contains("inventory_events_rejected_total 3"), "{text}");
-        let text = m.render(&s, Some(5), None);
-        assert!(text.contains("inventory_events_rejected_total 5"), "{text}");
+        let counts = |n: u64| vec![("subject_mismatch".to_owned(), n), ("bogus".to_owned(), 7)];
+        let line =
+            |n: u64| format!("inventory_events_rejected_total{{reason=\"subject_mismatch\"}} {n}");
+        let text = m.render(&s, Some(&counts(3)), None);
+        assert!(text.contains(&line(3)), "{text}");
+        assert!(
+            text.contains("inventory_events_rejected_total{reason=\"future_time\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("bogus"), "{text}");
+        let text = m.render(&s, Some(&counts(2)), None);
+        assert!(text.contains(&line(3)), "{text}");
+        let text = m.render(&s, Some(&counts(5)), None);
+        assert!(text.contains(&line(5)), "{text}");
     }
 }

@@ -311,6 +311,8 @@ macro_rules! choices {
         impl $name {
             /// Every value, as sent on the wire.
             pub const VALUES: &'static [&'static str] = &[$($value),*];
+            /// Every variant, in the order of [`Self::VALUES`].
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
 
             /// The value as sent on the wire.
             pub fn as_str(self) -> &'static str {
@@ -356,6 +358,51 @@ impl MonitoringKind {
     pub fn provider(self) -> &'static str {
         self.as_str()
     }
+}
+
+choices! {
+    /// Why a message was not applied (the trust rule, or a state that cannot be folded).
+    RejectReasonCode {
+        /// Not a CloudEvent of the contract.
+        Undecodable = "undecodable",
+        /// Stored on a subject outside the contract.
+        UnknownSubject = "unknown_subject",
+        /// A sweep on an asset subject, or an asset event on a sweep subject.
+        WrongType = "wrong_type",
+        /// About another asset (or sweep scope) than the NATS subject it was stored on.
+        SubjectMismatch = "subject_mismatch",
+        /// Its `source` may not write that subject.
+        SourceMismatch = "source_mismatch",
+        /// It claims a time after JetStream recorded it.
+        FutureTime = "future_time",
+        /// Valid for its subject, but its data cannot be folded.
+        InvalidData = "invalid_data",
+    }
+}
+
+/// A message of the stream that the read model did not apply.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct RejectedDoc {
+    /// Stream sequence.
+    pub seq: u64,
+    /// When JetStream recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// The NATS subject it was stored on.
+    pub subject: String,
+    /// Why, as a stable code.
+    pub reason_code: RejectReasonCode,
+    /// What exactly was wrong.
+    pub reason: String,
+    /// The payload as received (lossy UTF-8): an untrusted document, for investigation.
+    pub payload: String,
+}
+
+/// A page of rejected messages, oldest first.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct RejectedPage {
+    pub items: Vec<RejectedDoc>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The allowed values of the first parameter enum named in `text` (a parser's message such as

@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::{json, problem, Fixture};
+use common::{http, json, poll_until, problem, Fixture};
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_query_api::declare::{publish_linked, LastEvent};
+use inventory_query_api::declare::publish_linked;
 use inventory_query_api::problem::ErrorCode;
 use inventory_query_api::{Publisher, Role, ServeConfig, TokenSet};
 use inventory_schemas::hash::chain_hash;
@@ -17,7 +17,6 @@ use inventory_testkit::NatsServer;
 use poem::test::TestClient;
 use serde_json::json as j;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const WRITER: &str = "writer-token-for-tests";
@@ -177,9 +176,10 @@ async fn a_stale_expectation_is_a_conflict_and_an_unreachable_nats_is_503() {
     )
     .await
     .unwrap();
-    assert!(
-        matches!(last, Some(LastEvent::Asset { seq, .. }) if Some(seq) == first["seq"].as_u64())
-    );
+    let last = last.unwrap();
+    assert!(last.link.live().is_some(), "{last:?}");
+    assert_eq!(Some(last.link.seq()), first["seq"].as_u64());
+    assert_eq!(last.data["name"], "racy");
     let principal = tokens().authenticate(WRITER).unwrap();
     let req = inventory_query_api::model::DeclareMonitoring {
         kind: inventory_query_api::model::MonitoringKind::Prometheus,
@@ -225,44 +225,6 @@ async fn a_stale_expectation_is_a_conflict_and_an_unreachable_nats_is_503() {
     assert_eq!(p["code"], "unavailable");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(api.get("/api/v1/monitoring").send().await.0.status(), 200);
-}
-
-/// A minimal HTTP/1.0 client (the server closes the connection after the response).
-async fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or_default());
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8(out).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
-
-async fn poll_until(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !check().await {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

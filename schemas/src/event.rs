@@ -150,38 +150,6 @@ impl InventoryEvent {
     }
 }
 
-/// Why a message stored on an asset subject is not an event of that asset. Readers that follow an
-/// asset's chain (collectors, `inventory verify`) treat such a message as a chain restart: the
-/// next event links to its sequence with an empty previous chain hash.
-#[derive(Debug, thiserror::Error)]
-pub enum NotThisAsset {
-    #[error("does not decode: {0}")]
-    Undecodable(#[source] SchemaError),
-    #[error("sweep event on an asset subject")]
-    Sweep,
-    #[error("asset event on another asset's subject")]
-    OtherSubject,
-}
-
-/// Decodes a message stored on the asset subject `nats_subject`: an asset event (discovered,
-/// changed or deleted, with its chain extensions, which [`decode`] requires) whose key maps to
-/// that very subject, with the key; or why it is not one.
-pub fn decode_asset_message(
-    nats_subject: &str,
-    payload: &[u8],
-) -> Result<(InventoryEvent, AssetKey), NotThisAsset> {
-    let ev = decode(payload).map_err(NotThisAsset::Undecodable)?;
-    let key = match &ev.data {
-        EventData::Asset(a) => a.key(),
-        EventData::Tombstone(t) => t.key(),
-        EventData::Sweep(_) => return Err(NotThisAsset::Sweep),
-    };
-    match key {
-        Ok(k) if k.subject() == nats_subject => Ok((ev, k)),
-        _ => Err(NotThisAsset::OtherSubject),
-    }
-}
-
 /// An encoded event ready to publish.
 #[derive(Debug, Clone)]
 pub struct OutgoingEvent {
@@ -322,6 +290,7 @@ fn encode_asset_like(
 /// Encodes a `sweep.completed` event.
 pub fn encode_sweep(sweep: &SweepCompleted, source: &str) -> Result<OutgoingEvent, SchemaError> {
     crate::key::validate_word("provider", &sweep.provider)?;
+    crate::key::validate_native_id(&sweep.scope)?;
     let nanos = sweep
         .started_at
         .timestamp_nanos_opt()
@@ -338,7 +307,7 @@ pub fn encode_sweep(sweep: &SweepCompleted, source: &str) -> Result<OutgoingEven
         data,
     )?;
     Ok(OutgoingEvent {
-        subject: sweep_subject(&sweep.provider),
+        subject: sweep_subject(&sweep.provider, &sweep.scope),
         id,
         ty: EventType::SweepCompleted,
         key: None,
@@ -437,7 +406,7 @@ pub(crate) mod tests {
             provenance: Provenance::default(),
         };
         let out = encode_sweep(&sweep, "/file/assets").unwrap();
-        assert_eq!(out.subject, "inventory.sweep.file");
+        assert_eq!(out.subject, "inventory.sweep.file.assets");
         assert_eq!(decode(&out.payload).unwrap().data, EventData::Sweep(sweep));
     }
 

@@ -99,21 +99,33 @@ pub fn asset_filter(provider: Option<&str>, kind: Option<&str>) -> String {
     }
 }
 
-/// The subject of a provider's sweep events: `inventory.sweep.<provider>`.
-pub fn sweep_subject(provider: &str) -> String {
+/// The subject of a collector scope's sweep events: `inventory.sweep.<provider>.<scope token>`
+/// (the scope in the subject, so NATS permissions can bind a collector identity to its scopes).
+pub fn sweep_subject(provider: &str, scope: &str) -> String {
+    format!("{SWEEP_SUBJECT_PREFIX}.{provider}.{}", subject_token(scope))
+}
+
+/// The subject sweeps were published on before they carried their scope:
+/// `inventory.sweep.<provider>`. Readers still accept it for history already written.
+pub fn legacy_sweep_subject(provider: &str) -> String {
     format!("{SWEEP_SUBJECT_PREFIX}.{provider}")
 }
 
-/// Maps a native id to a subject token: itself when it matches `[A-Za-z0-9_-]{1,128}` (and does
-/// not start with the hash prefix), otherwise `_h` followed by 40 hex digits of its SHA-256.
-pub fn subject_token(native_id: &str) -> String {
-    let safe = !native_id.is_empty()
+/// Whether a native id is its own subject token: it matches `[A-Za-z0-9_-]{1,128}` and does not
+/// start with the hash prefix.
+pub fn is_token_safe(native_id: &str) -> bool {
+    !native_id.is_empty()
         && native_id.len() <= 128
         && !native_id.starts_with(HASHED_TOKEN_PREFIX)
         && native_id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if safe {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Maps a native id to a subject token: itself when [`is_token_safe`], otherwise `_h` followed by
+/// 40 hex digits of its SHA-256.
+pub fn subject_token(native_id: &str) -> String {
+    if is_token_safe(native_id) {
         native_id.to_owned()
     } else {
         let digest = Sha256::digest(native_id.as_bytes());
@@ -145,7 +157,7 @@ pub fn validate_word(field: &'static str, value: &str) -> Result<(), SchemaError
     }
 }
 
-fn validate_native_id(id: &str) -> Result<(), SchemaError> {
+pub(crate) fn validate_native_id(id: &str) -> Result<(), SchemaError> {
     if id.is_empty() || id.len() > MAX_NATIVE_ID_LEN || id.chars().any(char::is_control) {
         return Err(SchemaError::InvalidKey {
             key: id.to_owned(),
@@ -217,6 +229,11 @@ mod tests {
             "inventory.asset.aws.account.*"
         );
         assert_eq!(asset_filter(None, None), "inventory.asset.>");
-        assert_eq!(sweep_subject("gcp"), "inventory.sweep.gcp");
+        assert_eq!(sweep_subject("gcp", "org-1"), "inventory.sweep.gcp.org-1");
+        assert_eq!(
+            sweep_subject("gcp", "organizations/1"),
+            format!("inventory.sweep.gcp.{}", subject_token("organizations/1"))
+        );
+        assert_eq!(legacy_sweep_subject("gcp"), "inventory.sweep.gcp");
     }
 }

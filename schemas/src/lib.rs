@@ -5,23 +5,29 @@
 //! This crate does no IO.
 
 pub mod asset;
+pub mod chain;
 mod envelope;
 pub mod event;
 pub mod hash;
 pub mod json_schema;
 pub mod key;
 mod summary;
+pub mod trust;
 
 pub use asset::{
     Asset, AssetStatus, Provenance, SweepCompleted, SweepCounts, SweepStatus, Tombstone,
 };
+pub use chain::{decide_upsert, LastEvent, LastLink};
 pub use envelope::decode_summary;
 pub use event::{
-    decode, decode_asset_message, encode_asset, encode_sweep, encode_tombstone, ChainLink,
-    EventData, EventType, InventoryEvent, NotThisAsset, OutgoingEvent, CONTENT_TYPE,
+    decode, encode_asset, encode_sweep, encode_tombstone, ChainLink, EventData, EventType,
+    InventoryEvent, OutgoingEvent, CONTENT_TYPE,
 };
-pub use key::{asset_filter, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS};
+pub use key::{
+    asset_filter, legacy_sweep_subject, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS,
+};
 pub use summary::{DataSummary, EventSummary};
+pub use trust::{admit, decode_stored, decode_stored_summary, RejectReason, Rejection};
 
 /// Errors of the contract: invalid keys, malformed events.
 #[derive(Debug, thiserror::Error)]

@@ -2,43 +2,17 @@
 //! ([`prepare`], run on worker threads) and the checker that follows every asset's chain in stream
 //! order ([`Verifier`]). No IO: `super::run` feeds it and resolves anchors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use inventory_bus::StoredMessage;
 use inventory_schemas::hash::{asset_event_id, chain_hash, data_content_hash};
-use inventory_schemas::{decode, decode_asset_message, EventData, InventoryEvent};
+use inventory_schemas::trust::ContractSubject;
+use inventory_schemas::{EventData, InventoryEvent, LastLink, Rejection};
 use tracing::warn;
 
-const ASSET_PREFIX: &str = "inventory.asset.";
-const SWEEP_PREFIX: &str = "inventory.sweep.";
 /// Warnings kept for the summary (all are logged).
 const WARNINGS_KEPT: usize = 10;
-
-/// What the checker knows about the newest message of a subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// A valid asset event of the subject.
-    Event { seq: u64, chainhash: String },
-    /// A message that is not a valid asset event of the subject: the chain restarts after it
-    /// (the next event's `prevseq` is its sequence, its previous chain hash "").
-    Unreadable { seq: u64 },
-}
-
-impl Link {
-    fn seq(&self) -> u64 {
-        match self {
-            Self::Event { seq, .. } | Self::Unreadable { seq } => *seq,
-        }
-    }
-
-    fn chainhash(&self) -> &str {
-        match self {
-            Self::Event { chainhash, .. } => chainhash,
-            Self::Unreadable { .. } => "",
-        }
-    }
-}
 
 /// The state of an asset's chain before the verified window, as resolved from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +20,7 @@ pub enum Anchor {
     /// The asset has no message before the window: its first event must have `prevseq` 0.
     Genesis,
     /// The newest message of the subject before the window (fetched by sequence).
-    Link(Link),
+    Link(LastLink),
     /// The previous message is older than the stream's first sequence (expired under the
     /// stream's `max_age`): the event's own `prevseq` and `chainhash` are taken as given.
     Expired,
@@ -115,6 +89,9 @@ pub struct Stats {
     pub warnings: Vec<Warning>,
     /// The newest asset event checked: (seq, chainhash), an anchor to record elsewhere.
     pub newest: Option<(u64, String)>,
+    /// Integrity breaches accepted explicitly (`--accept SEQ`): each one's sequence and why it
+    /// was a breach, for the summary.
+    pub accepted: Vec<Warning>,
 }
 
 /// The pure checker: feed it every message of the window in stream order.
@@ -125,8 +102,10 @@ pub struct Verifier {
     /// Whether subjects first met in the window may have history before it.
     history_before: bool,
     next_seq: u64,
-    chains: HashMap<String, Link>,
+    chains: HashMap<String, LastLink>,
     anchors: HashMap<String, Anchor>,
+    /// Sequences whose breach was reviewed and accepted (`--accept`).
+    accept: BTreeSet<u64>,
     stats: Stats,
 }
 
@@ -140,12 +119,30 @@ impl Verifier {
             next_seq: from,
             chains: HashMap::new(),
             anchors: HashMap::new(),
+            accept: BTreeSet::new(),
             stats: Stats {
                 first_seq: from,
                 last_seq: from.saturating_sub(1),
                 ..Stats::default()
             },
         }
+    }
+
+    /// Accepts the integrity breaches at these sequences (reviewed incidents): each is reported
+    /// in the summary instead of failing the verification.
+    pub fn with_accepted(mut self, seqs: impl IntoIterator<Item = u64>) -> Self {
+        self.accept.extend(seqs);
+        self
+    }
+
+    /// Accepted sequences that were not breaches (a typo, or a stream that changed since the
+    /// review): the caller refuses them, so an acceptance never outlives its incident unnoticed.
+    pub fn unused_accepts(&self) -> impl Iterator<Item = u64> + '_ {
+        let used: BTreeSet<u64> = self.stats.accepted.iter().map(|w| w.seq).collect();
+        self.accept
+            .iter()
+            .copied()
+            .filter(move |s| *s >= self.from && *s <= self.stats.last_seq && !used.contains(s))
     }
 
     pub fn stats(&self) -> &Stats {
@@ -202,9 +199,13 @@ impl Verifier {
             });
         }
         let step = match &prepared.prep {
-            Prep::Asset { .. } | Prep::Unreadable(_) => self.check_asset(prepared)?,
-            other => {
-                self.check_other(msg, other);
+            Prep::Asset { .. } => self.check_asset(prepared)?,
+            Prep::Sweep => {
+                self.stats.sweeps += 1;
+                Step::Checked
+            }
+            Prep::Rejected(rejection) => {
+                self.check_rejected(msg, rejection)?;
                 Step::Checked
             }
         };
@@ -232,36 +233,42 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_other(&mut self, msg: &StoredMessage, prep: &Prep) {
-        let reason = match prep {
-            Prep::Sweep => {
-                self.stats.sweeps += 1;
-                return;
-            }
-            Prep::Foreign => "message outside the contract's subjects".to_owned(),
-            Prep::NotSweep(ty) => format!("{ty} event on a sweep subject"),
-            Prep::Undecodable(e) => format!("does not decode: {e}"),
-            Prep::Asset { .. } | Prep::Unreadable(_) => return,
-        };
-        self.warn(msg.seq, &msg.subject, reason);
+    /// A message that is not a valid event of its subject (the trust rule): an integrity breach,
+    /// unless it was reviewed and accepted. An accepted one on an asset subject restarts that
+    /// subject's chain, as collectors restart it (the next event links to it with "").
+    fn check_rejected(&mut self, msg: &StoredMessage, rejection: &Rejection) -> Result<(), Broken> {
+        if !self.accept.contains(&msg.seq) {
+            return Err(Broken {
+                seq: msg.seq,
+                subject: msg.subject.clone(),
+                key: None,
+                problem: format!(
+                    "not a valid event of its subject ({}): {}",
+                    rejection.reason, rejection.detail
+                ),
+            });
+        }
+        let reason = format!("accepted {}: {}", rejection.reason, rejection.detail);
+        warn!(seq = msg.seq, subject = %msg.subject, reason = %reason, "accepted integrity breach");
+        self.stats.accepted.push(Warning {
+            seq: msg.seq,
+            subject: msg.subject.clone(),
+            reason,
+        });
+        if matches!(
+            ContractSubject::parse(&msg.subject),
+            Some(ContractSubject::Asset { .. })
+        ) {
+            self.chains
+                .insert(msg.subject.clone(), LastLink::Unreadable { seq: msg.seq });
+        }
+        Ok(())
     }
 
     fn check_asset(&mut self, prepared: &Prepared) -> Result<Step, Broken> {
         let msg = &prepared.msg;
-        let unreadable = |v: &mut Self, reason: String| -> Result<Step, Broken> {
-            v.warn(
-                msg.seq,
-                &msg.subject,
-                format!("{reason}; the subject's chain restarts after it"),
-            );
-            v.chains
-                .insert(msg.subject.clone(), Link::Unreadable { seq: msg.seq });
-            Ok(Step::Checked)
-        };
-        let (ev, key, data_hash) = match &prepared.prep {
-            Prep::Asset { ev, key, data_hash } => (ev, key, data_hash),
-            Prep::Unreadable(reason) => return unreadable(self, reason.clone()),
-            _ => return Ok(Step::Checked),
+        let Prep::Asset { ev, key, data_hash } = &prepared.prep else {
+            return Ok(Step::Checked);
         };
         let broken = |problem: String| Broken {
             seq: msg.seq,
@@ -269,17 +276,17 @@ impl Verifier {
             key: Some(key.clone()),
             problem,
         };
-        // classify() guarantees these three.
+        // `decode` requires these three on asset events.
         let (Some(prevseq), Some(contenthash), Some(chainhash)) = (
             ev.prevseq,
             ev.contenthash.as_deref(),
             ev.chainhash.as_deref(),
         ) else {
-            return unreadable(self, "asset event without its chain extensions".into());
+            return Err(broken("asset event without its chain extensions".into()));
         };
 
         // The previous link: known from the window, or an anchor before it.
-        let prev: Option<Link> = match self.chains.get(&msg.subject) {
+        let prev: Option<LastLink> = match self.chains.get(&msg.subject) {
             Some(l) => Some(l.clone()),
             None if !self.history_before && prevseq == 0 => None,
             None if prevseq >= self.from => {
@@ -314,14 +321,14 @@ impl Verifier {
                         format!("previous event {prevseq} expired from the stream; chain taken as given from here"),
                     );
                     self.check_content(msg, key, ev, data_hash, prevseq, contenthash)?;
-                    self.accept(msg, chainhash);
+                    self.chain_ok(msg, ev, chainhash);
                     return Ok(Step::Checked);
                 }
                 Some(Anchor::Broken(problem)) => return Err(broken(problem)),
             },
         };
 
-        let expected_prevseq = prev.as_ref().map_or(0, Link::seq);
+        let expected_prevseq = prev.as_ref().map_or(0, LastLink::seq);
         if prevseq != expected_prevseq {
             let what = if expected_prevseq == 0 {
                 "the asset has no earlier event".to_owned()
@@ -333,7 +340,7 @@ impl Verifier {
             )));
         }
         self.check_content(msg, key, ev, data_hash, prevseq, contenthash)?;
-        let previous_chain = prev.as_ref().map_or("", Link::chainhash);
+        let previous_chain = prev.as_ref().map_or("", LastLink::chainhash);
         let expected_chain = chain_hash(previous_chain, contenthash, ev.ty);
         if chainhash != expected_chain {
             return Err(broken(format!(
@@ -342,7 +349,7 @@ impl Verifier {
                 ev.ty.short()
             )));
         }
-        self.accept(msg, chainhash);
+        self.chain_ok(msg, ev, chainhash);
         Ok(Step::Checked)
     }
 
@@ -377,16 +384,11 @@ impl Verifier {
         Ok(())
     }
 
-    fn accept(&mut self, msg: &StoredMessage, chainhash: &str) {
+    fn chain_ok(&mut self, msg: &StoredMessage, ev: &InventoryEvent, chainhash: &str) {
         self.stats.asset_events += 1;
         self.stats.newest = Some((msg.seq, chainhash.to_owned()));
-        self.chains.insert(
-            msg.subject.clone(),
-            Link::Event {
-                seq: msg.seq,
-                chainhash: chainhash.to_owned(),
-            },
-        );
+        self.chains
+            .insert(msg.subject.clone(), LastLink::of(msg.seq, Ok(ev)));
     }
 }
 
@@ -406,48 +408,28 @@ enum Prep {
         key: String,
         data_hash: String,
     },
-    /// On an asset subject, but not an asset event of it: why.
-    Unreadable(String),
-    /// A sweep event on a sweep subject.
+    /// A sweep event of its own subject.
     Sweep,
-    /// Another event type on a sweep subject.
-    NotSweep(&'static str),
-    /// Undecodable on a sweep subject.
-    Undecodable(String),
-    /// A subject outside the contract.
-    Foreign,
+    /// Not a valid event of its subject (the trust rule): why.
+    Rejected(Rejection),
 }
 
-/// Does the order-independent work of checking `msg`.
+/// Does the order-independent work of checking `msg`: the trust rule (as every reader applies
+/// it), and the content hash of the data as received.
 pub fn prepare(msg: StoredMessage) -> Prepared {
-    let prep = if msg.subject.starts_with(ASSET_PREFIX) {
-        match classify(&msg) {
-            // The content hash of `data` exactly as received (not of the typed, decoded data).
-            Ok((ev, key)) => Prep::Asset {
+    let prep = match msg.decode() {
+        Ok(ev) => match &ev.data {
+            EventData::Sweep(_) => Prep::Sweep,
+            EventData::Asset(_) | EventData::Tombstone(_) => Prep::Asset {
+                // The content hash of `data` exactly as received (not of the typed data).
                 data_hash: data_content_hash(&ev.data_json()),
+                key: ev.subject.clone().unwrap_or_default(),
                 ev: Box::new(ev),
-                key,
             },
-            Err(reason) => Prep::Unreadable(reason),
-        }
-    } else if msg.subject.starts_with(SWEEP_PREFIX) {
-        match decode(&msg.payload) {
-            Ok(ev) if matches!(ev.data, EventData::Sweep(_)) => Prep::Sweep,
-            Ok(ev) => Prep::NotSweep(ev.ty.short()),
-            Err(e) => Prep::Undecodable(e.to_string()),
-        }
-    } else {
-        Prep::Foreign
+        },
+        Err(rejection) => Prep::Rejected(rejection),
     };
     Prepared { msg, prep }
-}
-
-/// A message of an asset subject as the collectors classify it ([`decode_asset_message`]): an
-/// asset event of that very subject (and its key), or why it is not.
-pub(super) fn classify(msg: &StoredMessage) -> Result<(InventoryEvent, String), String> {
-    decode_asset_message(&msg.subject, &msg.payload)
-        .map(|(ev, key)| (ev, key.to_string()))
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -457,8 +439,8 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use inventory_schemas::{
-        encode_asset, encode_sweep, Asset, AssetStatus, ChainLink, EventType, OutgoingEvent,
-        Provenance, SweepCompleted, SweepCounts, SweepStatus,
+        decode, encode_asset, encode_sweep, Asset, AssetStatus, ChainLink, EventType,
+        OutgoingEvent, Provenance, SweepCompleted, SweepCounts, SweepStatus,
     };
 
     fn asset(id: &str, name: &str) -> Asset {
@@ -491,7 +473,8 @@ mod tests {
             self.msgs.push(StoredMessage {
                 seq,
                 subject: subject.into(),
-                recorded_at_nanos: 0,
+                // Recorded now: events observed "now" are not from the future.
+                recorded_at_nanos: Utc::now().timestamp_nanos_opt().unwrap().into(),
                 payload: payload.into(),
             });
             seq
@@ -520,19 +503,7 @@ mod tests {
         }
 
         fn sweep(&mut self) -> u64 {
-            let now = Utc::now();
-            let s = SweepCompleted {
-                collector: "file".into(),
-                provider: "aws".into(),
-                scope: "t".into(),
-                status: SweepStatus::Ok,
-                started_at: now,
-                finished_at: now,
-                duration_ms: 1,
-                counts: SweepCounts::default(),
-                error: None,
-                provenance: Provenance::default(),
-            };
+            let s = sweep_of("t");
             let ev = encode_sweep(&s, "/file/t").unwrap();
             self.push_raw(&ev.subject.clone(), ev.payload)
         }
@@ -568,7 +539,83 @@ mod tests {
     }
 
     #[test]
-    fn an_undecodable_message_restarts_the_chain_with_a_warning() {
+    fn a_message_invalid_for_its_subject_is_a_breach_unless_accepted() {
+        let mut log = clean();
+        // A valid event of asset 1, stored on asset 2's subject.
+        let forged = encode_asset(
+            EventType::Changed,
+            &asset("1", "owned"),
+            "/file/t",
+            Utc::now(),
+            &log.last[&asset("1", "x").key().unwrap().subject()].clone(),
+        )
+        .unwrap();
+        let subject2 = asset("2", "b").key().unwrap().subject();
+        let bad = log.push_raw(&subject2, forged.payload);
+        let err = log.verify(1).unwrap_err();
+        assert_eq!(err.seq, bad);
+        assert!(err.problem.contains("subject_mismatch"), "{err}");
+        // A sweep of another provider on the file sweep subject, and garbage on a sweep subject.
+        for payload in [
+            encode_sweep(
+                &SweepCompleted {
+                    provider: "aws".into(),
+                    ..sweep_of("t")
+                },
+                "/collectors/aws/t",
+            )
+            .unwrap()
+            .payload,
+            b"{}".to_vec(),
+        ] {
+            let mut log = clean();
+            let seq = log.push_raw("inventory.sweep.file.t", payload);
+            let err = log.verify(1).unwrap_err();
+            assert_eq!(err.seq, seq, "{err}");
+        }
+        // Accepted after review: listed, and the subject's chain restarts after it.
+        let a = asset("2", "b");
+        log.last.insert(
+            subject2.clone(),
+            ChainLink {
+                prevseq: bad,
+                chainhash: String::new(),
+            },
+        );
+        let link = log.last[&subject2].clone();
+        log.push(encode_asset(EventType::Changed, &a, "/file/t", Utc::now(), &link).unwrap());
+        let mut v = Verifier::new(1, false).with_accepted([bad, 99]);
+        for m in &log.msgs {
+            assert_eq!(v.check(m).unwrap(), Step::Checked);
+        }
+        assert_eq!(v.stats().accepted.len(), 1);
+        assert_eq!(v.stats().accepted[0].seq, bad);
+        assert_eq!(v.unused_accepts().collect::<Vec<_>>(), Vec::<u64>::new());
+        let mut v = Verifier::new(1, false).with_accepted([bad, 3]);
+        for m in &log.msgs {
+            v.check(m).unwrap();
+        }
+        assert_eq!(v.unused_accepts().collect::<Vec<_>>(), vec![3]);
+    }
+
+    fn sweep_of(scope: &str) -> SweepCompleted {
+        let now = Utc::now();
+        SweepCompleted {
+            collector: "file".into(),
+            provider: "file".into(),
+            scope: scope.into(),
+            status: SweepStatus::Ok,
+            started_at: now,
+            finished_at: now,
+            duration_ms: 1,
+            counts: SweepCounts::default(),
+            error: None,
+            provenance: Provenance::default(),
+        }
+    }
+
+    #[test]
+    fn an_accepted_undecodable_message_restarts_the_chain() {
         let mut log = clean();
         let subject = asset("2", "b").key().unwrap().subject();
         let bad = log.push_raw(&subject, b"not a cloudevent".to_vec());
@@ -583,9 +630,16 @@ mod tests {
         let a = asset("2", "b");
         let link = log.last[&a.key().unwrap().subject()].clone();
         log.push(encode_asset(EventType::Discovered, &a, "/file/t", Utc::now(), &link).unwrap());
-        let v = log.verify(1).unwrap();
-        assert_eq!(v.stats().warning_count, 1);
-        assert_eq!(v.stats().warnings[0].seq, bad);
+        let err = log.verify(1).unwrap_err();
+        assert_eq!(err.seq, bad);
+        assert!(err.problem.contains("undecodable"), "{err}");
+        let mut v = Verifier::new(1, false).with_accepted([bad]);
+        for m in &log.msgs {
+            assert_eq!(v.check(m).unwrap(), Step::Checked);
+        }
+        v.finish(log.msgs.len() as u64).unwrap();
+        assert_eq!(v.stats().accepted[0].seq, bad);
+        assert_eq!(v.stats().asset_events, 5);
     }
 
     #[test]
@@ -661,21 +715,19 @@ mod tests {
                 prevseq: 4
             }
         );
-        let chainhash = decode(&log.msgs[3].payload).unwrap().chainhash.unwrap();
-        v.set_anchor(&subject, Anchor::Link(Link::Event { seq: 4, chainhash }));
+        let anchor = LastLink::of(4, Ok(&decode(&log.msgs[3].payload).unwrap()));
+        v.set_anchor(&subject, Anchor::Link(anchor.clone()));
         assert_eq!(v.check(&log.msgs[4]).unwrap(), Step::Checked);
         assert_eq!(v.check(&log.msgs[5]).unwrap(), Step::Checked);
         v.finish(6).unwrap();
         assert_eq!(v.stats().anchored, 1);
         // A wrong anchor is caught.
         let mut v = Verifier::new(5, true);
-        v.set_anchor(
-            &subject,
-            Anchor::Link(Link::Event {
-                seq: 4,
-                chainhash: "other".into(),
-            }),
-        );
+        let LastLink::Event(mut other) = anchor else {
+            panic!("{anchor:?}")
+        };
+        other.chainhash = "other".into();
+        v.set_anchor(&subject, Anchor::Link(LastLink::Event(other)));
         assert!(v.check(&log.msgs[4]).is_err());
     }
 }

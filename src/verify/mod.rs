@@ -2,16 +2,18 @@
 //!
 //! Checks, in stream order (see docs/audit.md):
 //! - sequence continuity: every sequence from the start of the window to the stream's tip at
-//!   start is present (a hole is a removed message);
+//!   start is present (a hole is a removed message; an expired head needs an explicit `--from`);
+//! - every message is a valid event of the NATS subject it was stored on (the trust rule,
+//!   [`inventory_schemas::trust`]: subject, key, source, scope and time agree);
 //! - for every asset event: its `contenthash` is the hash of its `data`, its `prevseq` is the
 //!   sequence of the previous message on the asset's subject, its `chainhash` is
 //!   `sha256(previous chainhash ‖ contenthash ‖ type)` and its `id` is the deterministic
-//!   `asset_event_id(key, prevseq, contenthash)`;
-//! - sweep events decode.
+//!   `asset_event_id(key, prevseq, contenthash)`.
 //!
-//! A message that does not decode as an asset event of its subject is a warning, not a failure:
-//! collectors then restart that subject's chain (the next event links to it by `prevseq`, with ""
-//! as the previous chain hash), exactly as `producers::diff::Last::Unreadable` does.
+//! Any breach fails the verification. A reviewed breach can be accepted explicitly
+//! (`--accept SEQ`, listed in the summary); an accepted message on an asset subject restarts that
+//! subject's chain (the next event links to it by `prevseq`, with "" as the previous chain hash),
+//! exactly as collectors restart it ([`inventory_schemas::LastLink::Unreadable`]).
 //!
 //! The pure checker ([`check::Verifier`], in `check.rs`) does no IO; [`run`], here, feeds it from
 //! NATS and resolves the anchors of assets whose chain starts before the window (`--from`).
@@ -30,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::cli::{Global, VerifyArgs};
-use check::{classify, prepare, Anchor, Broken, Link, Step, Verifier};
+use check::{prepare, Anchor, Broken, Step, Verifier};
+use inventory_schemas::LastLink;
 
 /// Exit code when the stream fails verification (a broken link or a removed message).
 pub const EXIT_BROKEN: u8 = 3;
@@ -83,13 +86,7 @@ async fn resolve_anchor(
         }
     }
     // Classify it as the checker would have (an unreadable message restarts the chain).
-    let link = match classify(&prev) {
-        Ok((ev, _)) => Link::Event {
-            seq: prev.seq,
-            chainhash: ev.chainhash.unwrap_or_default(),
-        },
-        Err(_) => Link::Unreadable { seq: prev.seq },
-    };
+    let link = LastLink::of(prev.seq, prev.decode().as_ref());
     Ok(Anchor::Link(link))
 }
 
@@ -138,11 +135,11 @@ async fn check_anchor(
             "no such message (removed)".into(),
         ));
     };
-    Ok(match classify(&msg) {
-        Ok((ev, _)) if ev.chainhash.as_deref() == Some(expected) => None,
-        Ok((ev, key)) => broken(
+    Ok(match msg.decode() {
+        Ok(ev) if ev.chainhash.as_deref() == Some(expected) => None,
+        Ok(ev) => broken(
             msg.subject.clone(),
-            Some(key),
+            ev.asset_key().map(str::to_owned),
             format!(
                 "the event there has chainhash {} (history rewritten)",
                 ev.chainhash.unwrap_or_default()
@@ -162,6 +159,10 @@ pub async fn run(
     args: VerifyArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
+    if args.checkpoints {
+        // The signed checkpoints (src/evidence/verify.rs), not the chains.
+        return crate::evidence::verify::run(global, &args, cancel).await;
+    }
     let mut stream = crate::open_stream(global, "inventory-verify").await?;
     let info = stream
         .info()
@@ -192,13 +193,23 @@ pub async fn run(
     let mut from = args.from.unwrap_or(1).max(1);
     let mut early_warnings = Vec::new();
     if stream_first > from && tip > 0 {
-        if config.max_age.is_zero() {
+        if config.max_age.is_zero() || args.from.is_none() {
+            // Without an age limit they were removed; with one they expired, and nothing here
+            // proves what they held: the auditor must choose the window explicitly.
+            let why = if config.max_age.is_zero() {
+                "removed; the stream has no age limit".to_owned()
+            } else {
+                format!(
+                    "expired under the stream's max_age of {}s; verify the remaining window explicitly with --from {stream_first}",
+                    config.max_age.as_secs()
+                )
+            };
             return Ok(fail(&Broken {
                 seq: from,
                 subject: String::new(),
                 key: None,
                 problem: format!(
-                    "messages {from}..={} are missing from the stream (removed; the stream has no age limit)",
+                    "messages {from}..={} are missing from the stream ({why})",
                     stream_first - 1
                 ),
             }));
@@ -210,7 +221,7 @@ pub async fn run(
         ));
         from = stream_first;
     }
-    let mut v = Verifier::new(from, from > 1);
+    let mut v = Verifier::new(from, from > 1).with_accepted(args.accept.iter().copied());
     for w in early_warnings {
         v.warn(from, "", w);
     }
@@ -275,6 +286,25 @@ pub async fn run(
             return Ok(fail(&broken));
         }
     }
+    // An acceptance names a reviewed breach; one that matches none is a mistake (or the stream
+    // changed since the review), never silently ignored.
+    if let Some(seq) = args
+        .accept
+        .iter()
+        .copied()
+        .find(|s| *s < from || *s > v.stats().last_seq)
+        .or_else(|| v.unused_accepts().next())
+    {
+        return Ok(fail(&Broken {
+            seq,
+            subject: String::new(),
+            key: None,
+            problem: format!(
+                "--accept {seq} names no integrity breach in the verified window {from}..={}",
+                v.stats().last_seq
+            ),
+        }));
+    }
     // Anchors recorded elsewhere: the event at each sequence still carries that chain hash.
     for (seq, expected) in &args.anchor {
         if let Some(broken) = check_anchor(&stream, *seq, expected, tip).await? {
@@ -314,6 +344,18 @@ pub async fn run(
             stats.anchored, stats.first_seq
         ));
     }
+    if !stats.accepted.is_empty() {
+        let listed: Vec<String> = stats
+            .accepted
+            .iter()
+            .map(|w| format!("seq {} ({}) {}", w.seq, w.subject, w.reason))
+            .collect();
+        line.push_str(&format!(
+            "; {} breaches ACCEPTED by --accept: {}",
+            stats.accepted.len(),
+            listed.join("; ")
+        ));
+    }
     if stats.warning_count > 0 {
         let first: Vec<String> = stats
             .warnings
@@ -321,7 +363,7 @@ pub async fn run(
             .map(|w| format!("seq {} {}", w.seq, w.reason))
             .collect();
         line.push_str(&format!(
-            "; {} warnings (tolerated): {}",
+            "; {} warnings: {}",
             stats.warning_count,
             first.join("; ")
         ));

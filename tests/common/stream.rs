@@ -148,10 +148,11 @@ impl Writer {
     pub async fn sweep(&mut self) -> u64 {
         self.sweeps += 1;
         let now = Utc::now();
+        // The sweep of the declared-assets scope `SOURCE` writes for (`/file/test`).
         let s = SweepCompleted {
-            collector: "test".into(),
-            provider: "aws".into(),
-            scope: format!("run-{}", self.sweeps),
+            collector: "file".into(),
+            provider: "file".into(),
+            scope: "test".into(),
             status: SweepStatus::Ok,
             started_at: now,
             finished_at: now,

@@ -1,3 +1,7 @@
+-- Rows: schema_version; and the identity of the stream the read model was built from, written
+-- with its first committed batch (projector/src/identity.rs): stream_created (the stream's
+-- creation time, RFC 3339 with nanoseconds), stream_first_seq and stream_first_sha256 (the first
+-- message applied and the SHA-256 of its payload).
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
 -- Unique strings (keys, ids, hashes, documents) are always FSST-compressed: letting DuckDB try a
 -- dictionary first costs a hash of every string and never wins for them (BENCHMARKS.md).
@@ -66,11 +70,16 @@ CREATE TABLE IF NOT EXISTS sweeps (
     runs         UBIGINT   NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoint (stream VARCHAR NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMP NOT NULL);
+-- Messages that are not valid events of the NATS subject they were stored on (the trust rule,
+-- schemas/src/trust.rs), or that cannot be folded: never applied, kept for operators.
 CREATE TABLE IF NOT EXISTS rejected (
     seq          UBIGINT   NOT NULL,
     recorded_at  TIMESTAMP NOT NULL,
     subject      VARCHAR   NOT NULL,
-    reason       VARCHAR   NOT NULL,
+    reason_code  VARCHAR   NOT NULL,  -- undecodable | unknown_subject | wrong_type |
+                                      -- subject_mismatch | source_mismatch | future_time |
+                                      -- invalid_data
+    reason       VARCHAR   NOT NULL,  -- what exactly was wrong
     payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
 );
 CREATE TEMP TABLE IF NOT EXISTS superseded_stage (seq UBIGINT NOT NULL, next_seq UBIGINT NOT NULL);

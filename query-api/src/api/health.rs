@@ -68,7 +68,7 @@ impl HealthApi {
         let read = self
             .state
             .pool
-            .run(|conn| Ok((read::rejected_count(conn)?, read::list_sweeps(conn)?)))
+            .run(|conn| Ok((read::rejected_by_reason(conn)?, read::list_sweeps(conn)?)))
             .await;
         let (rejected, sweeps) = match read {
             Ok((r, s)) => (Some(r), Some(s)),
@@ -79,7 +79,7 @@ impl HealthApi {
         };
         MetricsResponse::Ok(PlainText(self.state.metrics.render(
             &status,
-            rejected,
+            rejected.as_deref(),
             sweeps.as_deref(),
         )))
     }

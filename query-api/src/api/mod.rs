@@ -6,6 +6,7 @@ mod collectors;
 mod health;
 mod history;
 mod monitoring;
+mod rejected;
 
 use poem_openapi::{OpenApi, Tags};
 
@@ -14,6 +15,7 @@ pub use collectors::CollectorsApi;
 pub use health::HealthApi;
 pub use history::HistoryApi;
 pub use monitoring::MonitoringApi;
+pub use rejected::RejectedApi;
 
 use crate::state::AppState;
 
@@ -41,6 +43,7 @@ pub type Apis = (
     MonitoringApi,
     HistoryApi,
     CollectorsApi,
+    RejectedApi,
     HealthApi,
 );
 
@@ -52,6 +55,7 @@ pub fn apis(state: &AppState) -> Apis {
         MonitoringApi::new(state.clone()),
         HistoryApi::new(state.clone()),
         CollectorsApi::new(state.clone()),
+        RejectedApi::new(state.clone()),
         HealthApi::new(state.clone()),
     )
 }
