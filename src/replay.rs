@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
+use inventory_projector::store::{remove_files, wal_path};
 use inventory_projector::{RunOptions, Status, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -40,14 +41,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn remove_db(path: &Path) -> anyhow::Result<()> {
-    for p in [path.to_owned(), with_suffix(path, ".wal")] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
-        }
-    }
-    Ok(())
+    remove_files(path).with_context(|| format!("removing {}", path.display()))
 }
 
 /// `inventory replay`.
@@ -130,9 +124,9 @@ pub async fn run(
     }
     std::fs::rename(&partial, &db)
         .with_context(|| format!("renaming {} to {}", partial.display(), db.display()))?;
-    let wal = with_suffix(&partial, ".wal");
+    let wal = wal_path(&partial);
     if wal.exists() {
-        std::fs::rename(&wal, with_suffix(&db, ".wal")).context("renaming the WAL")?;
+        std::fs::rename(&wal, wal_path(&db)).context("renaming the WAL")?;
     }
     info!(
         applied = status.applied_total,

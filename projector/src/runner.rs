@@ -7,6 +7,11 @@
 //! commits with the last one: while catching up, batches are large (whole DuckDB row groups,
 //! written once, straight to the file) without being held in memory; once caught up, a batch
 //! waits at most `batch_wait` for company.
+//!
+//! The read model belongs to one stream ([`crate::identity`]): the stream is checked before the
+//! run starts, before the first message of every (re)created consumer is used, and each time the
+//! tip is refreshed. A stream deleted and created again stops the run with
+//! [`ProjectorError::StreamChanged`] before any of its messages is applied.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::identity;
 use crate::store::{Incoming, Store};
 use crate::ProjectorError;
 
@@ -76,9 +82,20 @@ pub struct Status {
     pub rejected_total: u64,
     /// Set when the projector stopped on an error.
     pub failed: Option<String>,
+    /// Set when the projector stopped because the stream is not the one the read model was built
+    /// from (deleted and created again, or another stream): why. The read model is frozen; the
+    /// API rebuilds it.
+    pub stream_changed: Option<String>,
 }
 
 impl Status {
+    /// Whether the read model may be served as current: caught up with the stream's tip at
+    /// start, not stopped on an error, and not being rebuilt for another stream. `/readyz` and
+    /// the `inventory_projector_ready` metric both answer this.
+    pub fn is_ready(&self) -> bool {
+        self.caught_up && self.failed.is_none() && self.stream_changed.is_none()
+    }
+
     /// Events in the stream not yet applied.
     pub fn lag(&self) -> u64 {
         self.stream_last_seq.saturating_sub(self.applied_seq)
@@ -94,9 +111,30 @@ pub async fn run(
     opts: RunOptions,
 ) -> Result<Store, ProjectorError> {
     let mut stream = stream;
-    let tip = inventory_bus::last_sequence(&mut stream).await?;
+    let mut store = store;
+    let state = inventory_bus::stream_state(&mut stream).await?;
     let start = store.checkpoint();
+    let recorded = store.stream_identity().cloned();
+    identity::check_start(&stream, recorded.as_ref(), start, &state)
+        .await
+        .map_err(|e| stopped_on(&status, e))?;
+    let bound = match recorded {
+        Some(id) => Bound {
+            created: id.created,
+            described: id.to_string(),
+        },
+        None => {
+            store.bind_stream(state.created);
+            Bound {
+                created: state.created,
+                described: identity::describe_created(state.created),
+            }
+        }
+    };
+    let tip = state.last_seq;
     status.send_modify(|s| {
+        // The stream is the read model's (checked above).
+        s.stream_changed = None;
         s.applied_seq = start;
         s.tip_at_start = tip;
         s.stream_last_seq = tip.max(start);
@@ -134,6 +172,7 @@ pub async fn run(
     };
     let fed = feed(
         &stream,
+        &bound,
         start,
         tip,
         &mut pending,
@@ -145,8 +184,36 @@ pub async fn run(
     .await;
     drop(pending);
     let store = done_rx.await.map_err(|_| ProjectorError::WriterGone)??;
-    fed?;
+    fed.map_err(|e| stopped_on(&status, e))?;
     Ok(store)
+}
+
+/// The stream a run is bound to: the one the read model records, or for an empty read model
+/// the stream found at the start.
+struct Bound {
+    created: chrono::DateTime<chrono::Utc>,
+    /// How it is named in a [`ProjectorError::StreamChanged`].
+    described: String,
+}
+
+impl Bound {
+    /// Checks the stream's state right now against the bound stream (`read`: the last sequence
+    /// read from it).
+    async fn check(&self, stream: &JsStream, read: u64) -> Result<(), ProjectorError> {
+        let mut stream = stream.clone();
+        let state = inventory_bus::stream_state(&mut stream).await?;
+        identity::check_state(self.created, &self.described, read, &state)
+    }
+}
+
+/// Reports a stop on another stream in the status (the writer reports its own errors).
+fn stopped_on(status: &watch::Sender<Status>, e: ProjectorError) -> ProjectorError {
+    if e.kind() == crate::ErrorKind::StreamChanged {
+        // The caller reports it (refusal, or a rebuild): debug only, not a second error line.
+        debug!(error = %e, "the stream is not the one the read model was built from; stopping");
+        status.send_modify(|s| s.stream_changed = Some(e.to_string()));
+    }
+    e
 }
 
 /// Consecutive messages of a batch; `commit` ends the batch.
@@ -271,6 +338,7 @@ impl Pending {
 #[allow(clippy::too_many_arguments)]
 async fn feed(
     stream: &JsStream,
+    bound: &Bound,
     start: u64,
     tip: u64,
     pending: &mut Pending,
@@ -285,18 +353,19 @@ async fn feed(
     tip_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let batch_max = opts.batch_max.max(1);
     'follow: loop {
-        let mut messages = match inventory_bus::follow(stream, STREAM_SUBJECTS, sent + 1).await {
-            Ok(m) => Box::pin(m),
-            Err(e) => {
-                warn!(error = %e, from = sent + 1, "cannot follow the stream; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
+        let mut messages =
+            match inventory_bus::follow_marked(stream, STREAM_SUBJECTS, sent + 1).await {
+                Ok(m) => Box::pin(m),
+                Err(e) => {
+                    warn!(error = %e, from = sent + 1, "cannot follow the stream; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
+            };
         loop {
             let flush_at = pending
                 .deadline
@@ -312,7 +381,31 @@ async fn feed(
                     pending.send(true).await?;
                 }
                 next = messages.next() => match next {
-                    Some(Ok(msg)) => {
+                    Some(Ok(followed)) => {
+                        if followed.new_consumer {
+                            // A consumer created at the start, after lost heartbeats, or because
+                            // the stream was deleted (and maybe created again): nothing it delivers
+                            // is used before the stream is known to be the read model's.
+                            match bound.check(stream, sent).await {
+                                Ok(()) => {}
+                                Err(e) if e.kind() == crate::ErrorKind::StreamChanged => {
+                                    // What was read before is the old stream's: keep it.
+                                    let _ = pending.send(true).await;
+                                    return Err(e);
+                                }
+                                Err(e) => {
+                                    warn!(error = %e, after = sent, "cannot check the stream for a new consumer; resubscribing");
+                                    pending.send(true).await?;
+                                    tokio::select! {
+                                        _ = cancel.cancelled() => return Ok(()),
+                                        _ = tokio::time::sleep(backoff) => {}
+                                    }
+                                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                                    continue 'follow;
+                                }
+                            }
+                        }
+                        let msg = followed.message;
                         backoff = Duration::from_millis(100);
                         if msg.seq <= sent {
                             continue;
@@ -347,8 +440,15 @@ async fn feed(
                 },
                 _ = tip_timer.tick() => {
                     let mut s = stream.clone();
-                    if let Ok(last) = inventory_bus::last_sequence(&mut s).await {
-                        status.send_modify(|st| st.stream_last_seq = st.stream_last_seq.max(last));
+                    match inventory_bus::stream_state(&mut s).await {
+                        Ok(state) => {
+                            if let Err(e) = identity::check_state(bound.created, &bound.described, sent, &state) {
+                                let _ = pending.send(true).await;
+                                return Err(e);
+                            }
+                            status.send_modify(|st| st.stream_last_seq = st.stream_last_seq.max(state.last_seq));
+                        }
+                        Err(e) => debug!(error = %e, "cannot read the stream's state"),
                     }
                 }
             }

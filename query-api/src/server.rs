@@ -1,11 +1,22 @@
 //! [`serve`]: the API process (NATS, stream, store, embedded projector, HTTP server).
+//!
+//! The read model belongs to one stream (DESIGN §5). When the embedded projector finds that the
+//! stream is not the one its database was built from — at the start, or while it runs because
+//! `INVENTORY` was deleted and created again — [`project`] rebuilds the read model from scratch
+//! beside the old one, which stays frozen (never mixed with the new stream's events) and served
+//! while `/readyz` says not ready; once the new one has caught up, it takes the old file's place
+//! and every reader moves to it at once.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use async_nats::jetstream::stream::Stream as JsStream;
 use inventory_bus::{BusError, NatsConfig, StreamSettings};
-use inventory_projector::{ProjectorError, ReadPool, RunOptions, Status, Store, StoreError};
+use inventory_projector::store::{remove_files, wal_path};
+use inventory_projector::{
+    ErrorKind, ProjectorError, ReadPool, RunOptions, Status, Store, StoreError,
+};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::Server;
 use tokio::sync::watch;
@@ -56,6 +67,8 @@ pub enum ApiError {
     Server(String),
     #[error("the embedded projector stopped: {0}")]
     Projector(#[from] ProjectorError),
+    #[error("rebuilding the read model at {path}: {reason}")]
+    Rebuild { path: String, reason: String },
 }
 
 /// Runs the API until `cancel`: connects to NATS, ensures the stream, opens the store, starts the
@@ -68,10 +81,21 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
     let client = inventory_bus::connect(&cfg.nats).await?;
     let js = async_nats::jetstream::new(client.clone());
     let stream = inventory_bus::ensure_stream(&js, &cfg.stream).await?;
-    let db_path = cfg.db_path.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
+    let store = match open_store(&cfg.db_path).await {
+        // This replica's read model is derived from the stream: one written by another build is
+        // rebuilt from scratch (`/readyz` is not ready until it has caught up).
+        Err(StoreError::OtherVersion {
+            found, expected, ..
+        }) => {
+            warn!(db = %cfg.db_path.display(), found, expected, "the read model has another schema version; rebuilding it from the stream");
+            remove_files(&cfg.db_path).map_err(|e| ApiError::Rebuild {
+                path: cfg.db_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            open_store(&cfg.db_path).await?
+        }
+        r => r?,
+    };
     let pool = ReadPool::new(store.connection()?);
 
     let acceptor = TcpListener::bind(cfg.listen)
@@ -89,15 +113,19 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
 
     let (status_tx, status_rx) = watch::channel(Status::default());
     let projector_cancel = CancellationToken::new();
-    let mut projector = tokio::spawn(inventory_projector::run(
-        stream.clone(),
-        store,
-        projector_cancel.clone(),
-        status_tx,
-        RunOptions {
-            batch_max: cfg.projector_batch.max(1),
-            ..RunOptions::default()
+    let mut projector = tokio::spawn(project(
+        Projection {
+            stream: stream.clone(),
+            db_path: cfg.db_path.clone(),
+            pool: pool.clone(),
+            status: status_tx,
+            cancel: projector_cancel.clone(),
+            opts: RunOptions {
+                batch_max: cfg.projector_batch.max(1),
+                ..RunOptions::default()
+            },
         },
+        store,
     ));
 
     let server_stop = CancellationToken::new();
@@ -148,14 +176,149 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
     };
     served.map_err(|e| ApiError::Server(e.to_string()))?;
     match projected {
-        Ok(Ok(_store)) => {
+        Ok(Ok(())) => {
             info!("projector stopped");
             Ok(())
         }
         Ok(Err(e)) => {
             error!(error = %e, "the embedded projector stopped on an error");
-            Err(e.into())
+            Err(e)
         }
         Err(join) => Err(ApiError::Server(format!("projector task: {join}"))),
     }
+}
+
+async fn open_store(path: &Path) -> Result<Store, StoreError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || Store::open(&path))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// What the embedded projector works with.
+struct Projection {
+    stream: JsStream,
+    /// The read model's file (`INVENTORY_DB`).
+    db_path: PathBuf,
+    /// The readers of the API, switched to a rebuilt read model.
+    pool: ReadPool,
+    /// The API's view of the projector.
+    status: watch::Sender<Status>,
+    cancel: CancellationToken,
+    opts: RunOptions,
+}
+
+/// Follows the stream into `store` until cancelled; when the stream is not the one the read
+/// model was built from, rebuilds it ([`rebuild`]) and follows on with the new one.
+async fn project(p: Projection, store: Store) -> Result<(), ApiError> {
+    let mut store = store;
+    loop {
+        let run = inventory_projector::run(
+            p.stream.clone(),
+            store,
+            p.cancel.clone(),
+            p.status.clone(),
+            p.opts.clone(),
+        );
+        match run.await {
+            Ok(_) => return Ok(()),
+            // The run stopped before applying anything of the new stream, and reported it in
+            // the status (`/readyz`: rebuilding); the old read model is frozen and still served.
+            Err(e) if e.kind() == ErrorKind::StreamChanged => {
+                warn!(db = %p.db_path.display(), error = %e, "rebuilding the read model from scratch");
+                match rebuild(&p).await? {
+                    Some(fresh) => store = fresh,
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Removes a database file and its WAL, if present.
+fn remove_db(path: &Path) -> Result<(), ApiError> {
+    remove_files(path).map_err(|e| ApiError::Rebuild {
+        path: path.display().to_string(),
+        reason: format!("cannot remove it: {e}"),
+    })
+}
+
+/// Builds a new read model from the stream into `<db>.rebuild`, beside the frozen one, until it
+/// has caught up with the stream's tip; then puts it in the frozen one's place and moves every
+/// reader to it. Returns the new store to follow on with (`None`: cancelled meanwhile).
+async fn rebuild(p: &Projection) -> Result<Option<Store>, ApiError> {
+    let fresh_path = {
+        let mut s = p.db_path.as_os_str().to_owned();
+        s.push(".rebuild");
+        PathBuf::from(s)
+    };
+    let fresh = loop {
+        remove_db(&fresh_path)?;
+        let fresh = open_store(&fresh_path).await?;
+        // Its own status: the API's keeps describing the frozen read model until the switch.
+        let (status, _) = watch::channel(Status::default());
+        let opts = RunOptions {
+            stop_when_caught_up: true,
+            ..p.opts.clone()
+        };
+        match inventory_projector::run(p.stream.clone(), fresh, p.cancel.clone(), status, opts)
+            .await
+        {
+            Ok(fresh) => break fresh,
+            Err(e) if e.kind() == ErrorKind::StreamChanged => {
+                warn!(error = %e, "the stream changed again during the rebuild; starting over");
+            }
+            Err(e) => {
+                let _ = remove_db(&fresh_path);
+                return Err(e.into());
+            }
+        }
+    };
+    if p.cancel.is_cancelled() {
+        drop(fresh);
+        remove_db(&fresh_path)?;
+        return Ok(None);
+    }
+    let caught_up = fresh.checkpoint();
+    // Closing it folds its WAL into the file: one self-contained file to move.
+    tokio::task::spawn_blocking(move || drop(fresh))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    // The same for the frozen read model (whose readers keep it open): nothing of it may remain
+    // under the WAL name the new file takes over. FORCE waits for reads in progress (a plain
+    // CHECKPOINT fails while any transaction runs).
+    p.pool
+        .run(|conn| Ok(conn.execute_batch("FORCE CHECKPOINT")?))
+        .await?;
+    let moved = std::fs::rename(&fresh_path, &p.db_path).and_then(|()| {
+        let (wal, old_wal) = (wal_path(&fresh_path), wal_path(&p.db_path));
+        if wal.exists() {
+            std::fs::rename(&wal, &old_wal)
+        } else if old_wal.exists() {
+            // Folded into the frozen file by the checkpoint; never to be replayed into the new one.
+            std::fs::remove_file(&old_wal)
+        } else {
+            Ok(())
+        }
+    });
+    moved.map_err(|e| ApiError::Rebuild {
+        path: p.db_path.display().to_string(),
+        reason: format!("cannot move {} there: {e}", fresh_path.display()),
+    })?;
+    let store = open_store(&p.db_path).await?;
+    // Feeds see a new read model and end (their sequences were the old stream's); `/readyz`
+    // keeps saying "rebuilding" until the next run has checked the stream again.
+    p.status.send_modify(|s| {
+        *s = Status {
+            applied_seq: store.checkpoint(),
+            tip_at_start: store.checkpoint(),
+            stream_last_seq: store.checkpoint(),
+            stream_changed: s.stream_changed.take(),
+            ..Status::default()
+        }
+    });
+    p.pool.switch_to(store.connection()?)?;
+    info!(db = %p.db_path.display(), applied_seq = caught_up, "read model rebuilt from the current stream; readers switched to it");
+    Ok(Some(store))
 }

@@ -367,6 +367,12 @@ pub async fn collectors(state: &AppState) -> Result<CollectorList, ServiceError>
 
 /// `GET /readyz`: ready once the projector has caught up with the stream's tip at start.
 pub fn readiness(status: &Status) -> Result<Readiness, ServiceError> {
+    if let Some(why) = &status.stream_changed {
+        return Err(ServiceError::new(
+            ErrorCode::NotReady,
+            format!("rebuilding the read model from scratch: {why}"),
+        ));
+    }
     if let Some(why) = &status.failed {
         return Err(ServiceError::new(
             ErrorCode::NotReady,
@@ -384,6 +390,7 @@ pub fn readiness(status: &Status) -> Result<Readiness, ServiceError> {
         };
         return Err(ServiceError::new(ErrorCode::NotReady, detail));
     }
+    debug_assert!(status.is_ready());
     Ok(Readiness {
         ready: true,
         applied_seq: status.applied_seq,
@@ -424,5 +431,9 @@ mod tests {
         assert_eq!(readiness(&s).unwrap().lag, 2);
         s.failed = Some("disk full".into());
         assert!(readiness(&s).unwrap_err().detail.contains("disk full"));
+        s.stream_changed = Some("the stream was recreated".into());
+        let detail = readiness(&s).unwrap_err().detail;
+        assert!(detail.starts_with("rebuilding"), "{detail}");
+        assert!(detail.contains("the stream was recreated"), "{detail}");
     }
 }

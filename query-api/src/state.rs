@@ -18,6 +18,8 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// declarations.
 #[derive(Clone)]
 pub struct AppState {
+    /// Readers of the read model. Shared by every clone, so that a rebuilt read model (a stream
+    /// deleted and created again, see `server.rs`) replaces the old one for all of them at once.
     pub(crate) pool: ReadPool,
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) tokens: Arc<TokenSet>,

@@ -7,14 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use common::{serve, SseClient};
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_query_api::{FeedSettings, ServeConfig, TokenSet};
+use inventory_query_api::FeedSettings;
 use inventory_schemas::{encode_asset, encode_sweep, AssetStatus, ChainLink, EventType};
 use inventory_testkit::NatsServer;
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 /// Publishes events for `n` changes spread over `assets` assets, linking each to its asset's
 /// previous event; every fifth publish is preceded by a sweep event (not an asset change).
@@ -93,147 +90,6 @@ impl Writer {
             self.asset_seqs.push(seq);
         }
     }
-}
-
-/// One event of an SSE stream (or a comment, as `event == ":"`).
-#[derive(Debug)]
-struct Sse {
-    event: String,
-    id: Option<u64>,
-    data: Value,
-}
-
-struct SseClient {
-    lines: BufReader<TcpStream>,
-}
-
-impl SseClient {
-    async fn connect(
-        addr: &str,
-        path: &str,
-        last_event_id: Option<u64>,
-        rcvbuf: Option<u32>,
-    ) -> Self {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(b) = rcvbuf {
-            sock.set_recv_buffer_size(b).unwrap();
-        }
-        let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
-        let mut req =
-            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-        if let Some(id) = last_event_id {
-            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(s);
-        let mut status = String::new();
-        lines.read_line(&mut status).await.unwrap();
-        assert!(status.contains(" 200 "), "{status}");
-        loop {
-            let mut h = String::new();
-            lines.read_line(&mut h).await.unwrap();
-            if h == "\r\n" || h.is_empty() {
-                break;
-            }
-            if h.to_ascii_lowercase().starts_with("content-type:") {
-                assert!(h.contains("text/event-stream"), "{h}");
-            }
-        }
-        Self { lines }
-    }
-
-    /// The next event or comment (None at the end of the stream).
-    async fn next(&mut self) -> Option<Sse> {
-        let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
-        let mut seen = false;
-        loop {
-            let mut line = String::new();
-            if self.lines.read_line(&mut line).await.unwrap() == 0 {
-                return None;
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if seen {
-                    let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                    return Some(Sse { event, id, data });
-                }
-                continue;
-            }
-            seen = true;
-            if line.starts_with(':') {
-                // A comment: a heartbeat. Report it on its own.
-                return Some(Sse {
-                    event: ":".into(),
-                    id: None,
-                    data: Value::Null,
-                });
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "event" => event = value.to_owned(),
-                "id" => id = Some(value.parse().unwrap()),
-                "data" => data.push_str(value),
-                _ => {}
-            }
-        }
-    }
-
-    /// The next `n` change events (skipping heartbeats), within `deadline`.
-    async fn changes(&mut self, n: usize, deadline: Duration) -> Vec<Sse> {
-        let mut out = Vec::new();
-        tokio::time::timeout(deadline, async {
-            while out.len() < n {
-                let e = self.next().await.expect("stream ended early");
-                if e.event == "change" {
-                    out.push(e);
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("only {} of {n} changes arrived", out.len()));
-        out
-    }
-}
-
-async fn serve(
-    nats: &NatsServer,
-    feed: FeedSettings,
-) -> (String, CancellationToken, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
-    let cfg = ServeConfig {
-        listen: addr.parse().unwrap(),
-        db_path: dir.path().join("api.duckdb"),
-        nats: NatsConfig {
-            url: nats.url(),
-            name: "feed-test".into(),
-            ..NatsConfig::default()
-        },
-        stream: StreamSettings::default(),
-        tokens: TokenSet::default(),
-        sweep_interval: Duration::from_secs(900),
-        public_url: None,
-        projector_batch: inventory_projector::RunOptions::default().batch_max,
-        feed,
-    };
-    let cancel = CancellationToken::new();
-    tokio::spawn(inventory_query_api::serve(cfg, cancel.clone()));
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(&addr).await {
-            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.unwrap();
-            let mut status = String::new();
-            BufReader::new(s).read_line(&mut status).await.unwrap();
-            if status.contains(" 200 ") {
-                break;
-            }
-        }
-        assert!(Instant::now() < end, "API not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (addr, cancel, dir)
 }
 
 #[tokio::test]

@@ -6,16 +6,23 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
+use inventory_bus::{NatsConfig, StreamSettings};
 use inventory_projector::{Incoming, ReadPool, Status, Store};
 use inventory_query_api::{AppState, TokenSet};
+use inventory_query_api::{FeedSettings, ServeConfig};
 use inventory_schemas::{
     encode_asset, encode_sweep, encode_tombstone, Asset, AssetStatus, ChainLink, EventType,
     OutgoingEvent, Provenance, SweepCompleted, SweepCounts, SweepStatus, Tombstone,
 };
+use inventory_testkit::NatsServer;
 use poem::test::TestClient;
 use poem::Endpoint;
 use serde_json::Value;
+use std::time::Instant;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -213,4 +220,199 @@ pub fn keys(page: &Value) -> Vec<String> {
         .iter()
         .map(|i| i["key"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// One event of an SSE stream (or a comment, as `event == ":"`).
+#[derive(Debug)]
+pub struct Sse {
+    pub event: String,
+    pub id: Option<u64>,
+    pub data: Value,
+}
+
+/// A minimal SSE client over HTTP/1.0 (the server closes the connection at the end).
+pub struct SseClient {
+    lines: BufReader<TcpStream>,
+}
+
+impl SseClient {
+    pub async fn connect(
+        addr: &str,
+        path: &str,
+        last_event_id: Option<u64>,
+        rcvbuf: Option<u32>,
+    ) -> Self {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(b) = rcvbuf {
+            sock.set_recv_buffer_size(b).unwrap();
+        }
+        let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
+        let mut req =
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        if let Some(id) = last_event_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut lines = BufReader::new(s);
+        let mut status = String::new();
+        lines.read_line(&mut status).await.unwrap();
+        assert!(status.contains(" 200 "), "{status}");
+        loop {
+            let mut h = String::new();
+            lines.read_line(&mut h).await.unwrap();
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            if h.to_ascii_lowercase().starts_with("content-type:") {
+                assert!(h.contains("text/event-stream"), "{h}");
+            }
+        }
+        Self { lines }
+    }
+
+    /// The next event or comment (None at the end of the stream).
+    pub async fn next(&mut self) -> Option<Sse> {
+        let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
+        let mut seen = false;
+        loop {
+            let mut line = String::new();
+            if self.lines.read_line(&mut line).await.unwrap() == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if seen {
+                    let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    return Some(Sse { event, id, data });
+                }
+                continue;
+            }
+            seen = true;
+            if line.starts_with(':') {
+                // A comment: a heartbeat. Report it on its own.
+                return Some(Sse {
+                    event: ":".into(),
+                    id: None,
+                    data: Value::Null,
+                });
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event = value.to_owned(),
+                "id" => id = Some(value.parse().unwrap()),
+                "data" => data.push_str(value),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `n` change events (skipping heartbeats), within `deadline`.
+    pub async fn changes(&mut self, n: usize, deadline: std::time::Duration) -> Vec<Sse> {
+        let mut out = Vec::new();
+        tokio::time::timeout(deadline, async {
+            while out.len() < n {
+                let e = self.next().await.expect("stream ended early");
+                if e.event == "change" {
+                    out.push(e);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {n} changes arrived", out.len()));
+        out
+    }
+}
+
+/// Starts `serve()` on a free port over `nats`, with its DuckDB file in a new temporary directory,
+/// and waits until `/readyz` answers 200.
+pub async fn serve(
+    nats: &NatsServer,
+    feed: FeedSettings,
+) -> (String, CancellationToken, tempfile::TempDir) {
+    serve_in(nats, feed, tempfile::tempdir().unwrap()).await
+}
+
+/// [`serve`] with its DuckDB file `api.duckdb` in `dir` (which may already hold one).
+pub async fn serve_in(
+    nats: &NatsServer,
+    feed: FeedSettings,
+    dir: tempfile::TempDir,
+) -> (String, CancellationToken, tempfile::TempDir) {
+    let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
+    let cfg = ServeConfig {
+        listen: addr.parse().unwrap(),
+        db_path: dir.path().join("api.duckdb"),
+        nats: NatsConfig {
+            url: nats.url(),
+            name: "feed-test".into(),
+            ..NatsConfig::default()
+        },
+        stream: StreamSettings::default(),
+        tokens: TokenSet::default(),
+        sweep_interval: std::time::Duration::from_secs(900),
+        public_url: None,
+        projector_batch: inventory_projector::RunOptions::default().batch_max,
+        feed,
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(inventory_query_api::serve(cfg, cancel.clone()));
+    let end = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(&addr).await {
+            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await.unwrap();
+            let mut status = String::new();
+            BufReader::new(s).read_line(&mut status).await.unwrap();
+            if status.contains(" 200 ") {
+                break;
+            }
+        }
+        assert!(Instant::now() < end, "API not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (addr, cancel, dir)
+}
+
+/// A minimal HTTP/1.0 client (the server closes the connection after the response).
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or_default());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// Polls `check` every 50 ms until it holds, failing after `deadline`.
+pub async fn poll_until(
+    what: &str,
+    deadline: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let end = Instant::now() + deadline;
+    while !check().await {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
