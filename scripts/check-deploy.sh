@@ -108,10 +108,22 @@ for fname, ds in docs.items():
     d = Path(tempfile.mkdtemp(dir=tmp))
     for k, v in cm["data"].items():
         (d / k).write_text(v)
-    env = dict(os.environ, POD_NAME="inventory-nats-0")
-    for u in ["COLLECTOR_AWS", "COLLECTOR_GCP", "COLLECTOR_AZURE", "COLLECTOR_PROMETHEUS", "COLLECTOR_GRAFANA",
-              "COLLECTOR_FILE", "API", "API_WRITER", "SUBSCRIBER"]:
-        env["NATS_PASSWORD_" + u] = '"$2a$11$3uRXhQ3bKOHRxN4vMhWzxeNYyQHbq4qgOt8RFPdvm3YxLu3aQW1Mm"'
+    # The environment the NATS pods get: values and ConfigMap keys as rendered (the collectors'
+    # sweep subjects), a bcrypt hash for each Secret key, the pod name for the fieldRef.
+    env = dict(os.environ)
+    cms = {d["metadata"]["name"]: d.get("data", {}) for d in ds if d["kind"] == "ConfigMap"}
+    sts = next(c for c in find(ds, "StatefulSet", "inventory-nats")["spec"]["template"]["spec"]["containers"]
+               if c["name"] == "nats")
+    for e in sts.get("env", []):
+        ref = e.get("valueFrom", {})
+        if "value" in e:
+            env[e["name"]] = str(e["value"])
+        elif "configMapKeyRef" in ref:
+            env[e["name"]] = str(cms.get(ref["configMapKeyRef"]["name"], {}).get(ref["configMapKeyRef"]["key"], ""))
+        elif "secretKeyRef" in ref:
+            env[e["name"]] = '"$2a$11$3uRXhQ3bKOHRxN4vMhWzxeNYyQHbq4qgOt8RFPdvm3YxLu3aQW1Mm"'
+        elif "fieldRef" in ref:
+            env[e["name"]] = "inventory-nats-0"
     nats = shutil.which("nats-server") or "/usr/sbin/nats-server"
     r = subprocess.run([nats, "-c", str(d / "nats.conf"), "-t"], env=env, capture_output=True, text=True)
     if r.returncode:
@@ -135,8 +147,8 @@ shutil.copytree("infra", work / "infra")
 k = work / "infra/k8s/overlays/production/kustomization.yaml"
 k.write_text(k.read_text().replace("sha256:" + "0" * 64, "sha256:" + "ab" * 32))
 out = subprocess.run([sys.executable, "tests/deploy/render.py", str(k.parent)], capture_output=True, text=True, check=True).stdout
-if out.count("sha256:" + "ab" * 32) != 9 or "sha256:" + "0" * 64 in out:
-    print("render: a new digest in the overlay does not reach the API, the 6 CronJobs and the PreSync hook"); bad += 1
+if out.count("sha256:" + "ab" * 32) != 10 or "sha256:" + "0" * 64 in out:
+    print("render: a new digest in the overlay does not reach the API, the 7 CronJobs (6 collectors, checkpoint) and the PreSync hook"); bad += 1
 print("copies in sync, nats.conf parses, digests propagate" if not bad else f"{bad} problem(s)")
 sys.exit(1 if bad else 0)
 PY
@@ -207,6 +219,8 @@ fi
 run "kubernetes-validate --strict (rendered, argocd, rollouts, policies)" \
   kubernetes-validate --strict --quiet "$tmp"/rendered-*.yaml "${k8s_extra[@]}"
 run "embedded copies in sync, nats.conf parses, digests propagate" sync_checks
+run "collector scopes = the NATS sweep subjects they are bound to (overlays, compose)" \
+  "$py" tests/deploy/scope_bindings.py "$tmp"/rendered-*.yaml
 
 echo "4. checkov"
 run "checkov kubernetes (rendered, argocd, rollouts, policies)" checkov_k8s

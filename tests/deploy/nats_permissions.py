@@ -3,15 +3,24 @@
 nats-server gives every identity exactly the subjects it needs.
 
 Starts its own nats-server (free loopback ports, temporary store; never the server on 4222) with
-random passwords, then with nats-py:
-  - collector-aws may publish to AWS asset and sweep subjects and is refused GCP subjects;
+random passwords and each collector identity bound to one scope (SCOPES below: the server gets
+NATS_SWEEP_SUBJECT_COLLECTOR_* as Kubernetes and compose give it), then with nats-py:
+  - collector-aws may publish to AWS asset subjects and to its own scope's sweep subject, and is
+    refused another AWS scope's sweep subject, the legacy inventory.sweep.aws and GCP subjects;
+  - every collector may publish its own scope's sweep subject and nothing else of inventory.sweep;
+  - collector-prometheus (issue 9, acceptance 1) is refused every AWS asset and sweep subject and
+    the legacy inventory.sweep.prometheus;
+  - nobody may publish a legacy sweep subject inventory.sweep.<provider>;
   - api (the reader) is refused every write: asset and sweep subjects, stream delete/purge/update,
     message delete; it may read (stream info, message get);
   - api-writer may declare monitoring endpoints only; subscriber may only subscribe;
   - nobody may delete or purge the stream; a wrong password is refused.
 Then, when the inventory binary is built, end to end with the real Rust client: `inventory serve`
 as api becomes ready (its JetStream reads are all allowed), `inventory collect prometheus` as
-collector-prometheus completes a sweep that the API then lists, and POST /api/v1/monitoring
+collector-prometheus completes a sweep of its bound scope that the API then lists (that scope's
+token is a hash, so the binary's subject token and the one docs/runbook.md computes must agree),
+the same collector with another endpoint name cannot record its sweep, `inventory collect file`
+as collector-file records its sweep (scope = the file's stem), and POST /api/v1/monitoring
 through the api reader identity is refused while api-writer's is recorded.
 
     .deps/deploy-venv/bin/python tests/deploy/nats_permissions.py     (exit 1 on any failure)
@@ -38,10 +47,19 @@ import bcrypt
 import nats
 from nats.js.api import StreamConfig, StorageType
 
+from subjects import subject_token, sweep_subject  # tests/deploy/subjects.py
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "infra" / "nats" / "nats-server.conf"
 USERS = ["collector-aws", "collector-gcp", "collector-azure", "collector-prometheus",
-         "collector-grafana", "collector-file", "api", "api-writer", "subscriber"]
+         "collector-grafana", "collector-file", "api", "api-writer", "subscriber", "checkpoint"]
+PROVIDERS = ["aws", "gcp", "azure", "prometheus", "grafana", "file"]
+# The one scope each collector identity is bound to here (as ConfigMap inventory-collector-scopes
+# binds them on Kubernetes). Prometheus' starts with "_h", so its subject token is a hash: the end
+# to end check runs the real binary with it. File's is the stem of the file the binary sweeps.
+SCOPES = {"aws": "o-abc123defg", "gcp": "org-123456789012", "azure": "tenant-main",
+          "prometheus": "_hpermtest", "grafana": "grafana-permtest", "file": "permtest"}
+SWEEP = {p: sweep_subject(p, s) for p, s in SCOPES.items()}
 
 results = {"passed": 0, "failed": 0}
 
@@ -108,6 +126,18 @@ class Identity:
         report(self.refused(subject), f"{self.user} is refused publishing to {subject}",
                f"no permissions violation from the server (request {got}; errors {self.errors})")
 
+    async def publish_all_refused(self, subjects: list[str], what: str) -> None:
+        """Plain publishes of every subject, then a flush: the server answers a refused publish
+        with -ERR before the flush's PONG. One report per subject that was not refused; what
+        slipped through is also counted by the final stream check."""
+        for subject in subjects:
+            await self.nc.publish(subject, b'{"test": true}', headers={"Nats-Msg-Id": secrets.token_hex(8)})
+        await self.nc.flush(timeout=2)
+        await asyncio.sleep(0.2)
+        missed = [s for s in subjects if not self.refused(s)]
+        report(not missed, f"{self.user} is refused publishing to {what} ({len(subjects)} subjects)",
+               f"no permissions violation for {missed}")
+
 
 async def stream_messages(url: str, password: str) -> int:
     async with Identity(url, "api", password) as api:
@@ -127,8 +157,11 @@ async def nats_py_checks(url: str, pw: dict) -> None:
 
     async with Identity(url, "collector-aws", pw["collector-aws"]) as aws:
         await aws.publish_ok("inventory.asset.aws.account.123456789012")
-        await aws.publish_ok("inventory.sweep.aws")
+        await aws.publish_ok(SWEEP["aws"])  # its own scope's sweep subject
+        await aws.publish_refused("inventory.sweep.aws.other-org")  # another scope of its provider
+        await aws.publish_refused("inventory.sweep.aws")  # the legacy subject
         await aws.publish_refused("inventory.asset.gcp.project.my-project")
+        await aws.publish_refused(SWEEP["gcp"])
         await aws.publish_refused("inventory.sweep.gcp")
         await aws.publish_refused("inventory.asset.azure.subscription.5f1c1f4e-0b5a-4a4e-9a53-000000000001")
         await aws.publish_refused("$JS.API.STREAM.DELETE.INVENTORY", b"")
@@ -144,9 +177,40 @@ async def nats_py_checks(url: str, pw: dict) -> None:
         await gcp.publish_ok("inventory.asset.gcp.project.my-project")
         await gcp.publish_refused("inventory.asset.aws.account.123456789012")
 
+    # Issue 9, acceptance 1: the Prometheus collector's identity can write neither AWS assets nor
+    # any AWS sweep (its own scope's token under aws included), nor a legacy sweep subject.
+    async with Identity(url, "collector-prometheus", pw["collector-prometheus"]) as prom:
+        await prom.publish_refused("inventory.asset.aws.account.052718349960")
+        await prom.publish_refused(SWEEP["aws"])
+        await prom.publish_refused("inventory.sweep.prometheus")
+        await prom.publish_all_refused(
+            ["inventory.asset.aws.account.123456789012", "inventory.asset.aws.account." + subject_token("a/b"),
+             "inventory.asset.aws.organization.o-abc123defg", "inventory.asset.aws.x",
+             "inventory.sweep.aws.other-org", f"inventory.sweep.aws.{subject_token(SCOPES['prometheus'])}",
+             "inventory.sweep.aws." + subject_token("o-abc123defg/x"), "inventory.sweep.aws",
+             "inventory.sweep.prometheus.prom-default", "inventory.sweep.prometheus." + SCOPES["prometheus"]],
+            "AWS asset and sweep subjects, other Prometheus scopes, the legacy sweep subject")
+
+    # Every collector: its own scope's sweep is allowed (the variable reached the server), another
+    # scope of its provider, every other provider's sweeps and the legacy subjects are refused.
+    for provider in PROVIDERS:
+        user = f"collector-{provider}"
+        async with Identity(url, user, pw[user]) as c:
+            await c.publish_ok(SWEEP[provider])
+            others = [f"inventory.sweep.{provider}.other-scope", f"inventory.sweep.{provider}.{SCOPES[provider]}-x"]
+            others += [SWEEP[p] for p in PROVIDERS if p != provider]
+            others += [f"inventory.sweep.{p}" for p in PROVIDERS]
+            await c.publish_all_refused(others, "other scopes' sweeps and every legacy sweep subject")
+
+    # Nobody may publish a legacy sweep subject, nor (API and subscriber) any sweep at all.
+    for user in ("api", "api-writer", "subscriber"):
+        async with Identity(url, user, pw[user]) as c:
+            await c.publish_all_refused([f"inventory.sweep.{p}" for p in PROVIDERS] + list(SWEEP.values()),
+                                        "every sweep subject, legacy and scoped")
+
     async with Identity(url, "api", pw["api"]) as api:
         for subject in ("inventory.asset.prometheus.endpoint.prom-x", "inventory.asset.aws.account.123456789012",
-                        "inventory.sweep.aws", "inventory.anything"):
+                        "inventory.sweep.aws", SWEEP["aws"], "inventory.anything"):
             await api.publish_refused(subject)
         for subject, body in (("$JS.API.STREAM.DELETE.INVENTORY", b""), ("$JS.API.STREAM.PURGE.INVENTORY", b"{}"),
                               ("$JS.API.STREAM.UPDATE.INVENTORY", b'{"name":"INVENTORY","subjects":["inventory.>"]}'),
@@ -165,6 +229,17 @@ async def nats_py_checks(url: str, pw: dict) -> None:
         await writer.publish_ok("inventory.asset.grafana.endpoint.grafana-declared")
         await writer.publish_refused("inventory.asset.aws.account.123456789012")
         await writer.publish_refused("inventory.sweep.prometheus")
+
+    # The checkpointer writes only the evidence stream: nothing on inventory.>, no stream admin.
+    async with Identity(url, "checkpoint", pw["checkpoint"]) as cp:
+        await cp.publish_all_refused(["inventory.asset.aws.account.123456789012", SWEEP["aws"],
+                                      "inventory.sweep.aws", "inventory.anything"],
+                                     "every inventory subject")
+        for subject, body in (("$JS.API.STREAM.DELETE.INVENTORY_EVIDENCE", b""),
+                              ("$JS.API.STREAM.PURGE.INVENTORY_EVIDENCE", b"{}"),
+                              ("$JS.API.STREAM.MSG.DELETE.INVENTORY_EVIDENCE", b'{"seq":1}'),
+                              ("$JS.API.STREAM.DELETE.INVENTORY", b"")):
+            await cp.publish_refused(subject, body)
 
     async with Identity(url, "subscriber", pw["subscriber"]) as sub:
         got: asyncio.Queue = asyncio.Queue()
@@ -195,8 +270,8 @@ async def nats_py_checks(url: str, pw: dict) -> None:
         report(True, "a wrong password is refused")
 
     n = await stream_messages(url, pw["api"])
-    # 2 aws + 1 gcp + 2 api-writer + 1 azure: nothing refused reached the stream.
-    report(n == 6, "the stream holds exactly the 6 permitted writes", f"{n} messages")
+    # 2 aws + 1 gcp + 6 own-scope sweeps + 2 api-writer + 1 azure: nothing refused reached the stream.
+    report(n == 12, "the stream holds exactly the 12 permitted writes", f"{n} messages")
 
 
 def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, str]:
@@ -266,19 +341,50 @@ def rust_client_checks(nats_url: str, pw: dict, tmp: Path) -> None:
 
         env = dict(base_env, NATS_USER="collector-prometheus", NATS_PASSWORD=pw["collector-prometheus"])
         closed = free_port()  # nothing listens there: the endpoint is reported "down", a complete sweep
+        # Its bound scope, whose subject token is a hash: the binary must publish exactly SWEEP["prometheus"].
+        name = SCOPES["prometheus"]
         r = subprocess.run([str(binary), "collect", "prometheus", "--url", f"http://127.0.0.1:{closed}",
-                            "--name", "prom-permtest"], env=env, capture_output=True, text=True, timeout=120)
-        report(r.returncode == 0, "inventory collect prometheus as collector-prometheus completes its sweep",
-               f"exit {r.returncode}: {r.stderr[-1500:]}")
+                            "--name", name], env=env, capture_output=True, text=True, timeout=120)
+        report(r.returncode == 0, f"inventory collect prometheus --name {name} as collector-prometheus records its "
+               f"sweep on {SWEEP['prometheus']}", f"exit {r.returncode}: {r.stderr[-1500:]}")
         api_url = apis["api"][0]
         seen = False
         for _ in range(50):
             status, body = http("GET", f"{api_url}/api/v1/monitoring?kind=prometheus")
-            if status == 200 and "prom-permtest" in body:
+            if status == 200 and name in body:
                 seen = True
                 break
             time.sleep(0.2)
         report(seen, "the API (reader) lists the endpoint the collector published")
+
+        # The same identity configured for another scope cannot record that scope's sweep (its
+        # endpoint asset is a Prometheus subject it may write; the sweep is not). The publisher
+        # retries for about 30 s before giving up.
+        r = subprocess.run([str(binary), "collect", "prometheus", "--url", f"http://127.0.0.1:{closed}",
+                            "--name", "prom-unbound"], env=env, capture_output=True, text=True, timeout=180)
+        report(r.returncode != 0 and "inventory.sweep.prometheus.prom-unbound" in r.stderr,
+               "inventory collect prometheus --name prom-unbound as collector-prometheus cannot record its sweep "
+               f"(exit {r.returncode})", f"exit {r.returncode}: {r.stderr[-1500:]}")
+
+        # The file collector: scope = the asset file's stem, a plain token.
+        assets = tmp / f"{SCOPES['file']}.yaml"
+        assets.write_text("assets:\n  - provider: gcp\n    kind: project\n    id: permtest-declared\n"
+                          "    name: permtest-declared\n    status: declared\n")
+        env = dict(base_env, NATS_USER="collector-file", NATS_PASSWORD=pw["collector-file"])
+        r = subprocess.run([str(binary), "collect", "file", "--file", str(assets)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        report(r.returncode == 0, f"inventory collect file as collector-file records its sweep on {SWEEP['file']}",
+               f"exit {r.returncode}: {r.stderr[-1500:]}")
+
+        want = [f"/collectors/prometheus/{name}", f"/file/{SCOPES['file']}"]
+        body = ""
+        for _ in range(50):
+            status, body = http("GET", f"{api_url}/api/v1/collectors")
+            if status == 200 and all(w in body for w in want):
+                break
+            time.sleep(0.2)
+        report(all(w in body for w in want) and "prom-unbound" not in body,
+               "the API's collectors list the two recorded sweeps and no sweep of the unbound scope", body[:1500])
 
         decl = {"kind": "grafana", "name": "grafana-permtest", "url": "https://grafana.example.com"}
         status, body = http("POST", f"{api_url}/api/v1/monitoring", decl, token)
@@ -287,6 +393,22 @@ def rust_client_checks(nats_url: str, pw: dict, tmp: Path) -> None:
         status, body = http("POST", f"{apis['api-writer'][0]}/api/v1/monitoring", decl, token)
         report(200 <= status < 300, f"POST /api/v1/monitoring through the api-writer identity is recorded (HTTP {status})",
                f"HTTP {status} {body[:300]}")
+
+        # The checkpointer: signs a checkpoint of the whole stream onto INVENTORY_EVIDENCE with
+        # only its own rights, and the same identity verifies it (as an auditor would).
+        keys = tmp / "keys"
+        r = subprocess.run([str(binary), "keygen", "--out-dir", str(keys)], env=base_env,
+                           capture_output=True, text=True, timeout=60)
+        verifier = (keys / "checkpoint-verifier.pub").read_text().strip() if r.returncode == 0 else ""
+        env = dict(base_env, NATS_USER="checkpoint", NATS_PASSWORD=pw["checkpoint"])
+        r = subprocess.run([str(binary), "checkpoint", "--signing-key-file", str(keys / "checkpoint-signer.key")],
+                           env=env, capture_output=True, text=True, timeout=120)
+        report(r.returncode == 0, "inventory checkpoint as checkpoint signs onto INVENTORY_EVIDENCE",
+               f"exit {r.returncode}: {r.stderr[-1500:]}")
+        r = subprocess.run([str(binary), "verify", "--checkpoints", "--key", verifier], env=env,
+                           capture_output=True, text=True, timeout=120)
+        report(r.returncode == 0, "inventory verify --checkpoints as checkpoint proves the stream",
+               f"exit {r.returncode}: {r.stdout[-800:]} {r.stderr[-1500:]}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -311,6 +433,10 @@ def main() -> int:
     for u in USERS:
         value = pw[u] if u == "subscriber" else '"%s"' % bcrypt.hashpw(pw[u].encode(), bcrypt.gensalt(rounds=10)).decode()
         env["NATS_PASSWORD_" + u.upper().replace("-", "_")] = value
+    # Each collector's sweep subject, unquoted as compose and the ConfigMap give it (file's in
+    # double quotes: both forms parse to the same string).
+    for provider, subject in SWEEP.items():
+        env["NATS_SWEEP_SUBJECT_COLLECTOR_" + provider.upper()] = f'"{subject}"' if provider == "file" else subject
     log = open(tmp / "nats.log", "w")
     server = subprocess.Popen([nats_server_bin(), "-c", str(CONF), "-a", "127.0.0.1", "-p", str(port),
                                "-m", str(mon), "-sd", str(tmp / "js")], env=env, stdout=log, stderr=subprocess.STDOUT)
