@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-collectors schemas deps system-deps duckdb py-deps build release lint fmt clean
+.PHONY: help run test bench bench-reads bench-evidence bench-collectors schemas deps system-deps duckdb py-deps build release lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,12 +30,16 @@ test: system-deps duckdb py-deps ## run every test (fmt, clippy, unit, HTTP, int
 deploy-check: system-deps duckdb ## validate Dockerfile, compose, k8s manifests, policies, alerts, workflows, NATS permissions, k6 smoke
 	scripts/check-deploy.sh
 
-bench: system-deps duckdb ## replay 1,000,000 events from JetStream into DuckDB vs a raw consume, then read latencies (see BENCHMARKS.md)
+bench: system-deps duckdb ## replay 1,000,000 events from JetStream into DuckDB vs a raw consume, then read latencies, then signed checkpoints (see BENCHMARKS.md)
 	cargo bench -p inventory-projector --bench replay
 	cargo bench -p inventory-query-api --bench reads
+	cargo bench -p asset-inventory --bench evidence
 
 bench-reads: system-deps duckdb ## as_of, diff, history and changes latency over 1,000,000 events (see BENCHMARKS.md)
 	cargo bench -p inventory-query-api --bench reads
+
+bench-evidence: system-deps duckdb ## signed checkpoints: checkpoint and verify --checkpoints over 1,000,000 events vs a raw consume (see BENCHMARKS.md)
+	cargo bench -p asset-inventory --bench evidence
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev

@@ -84,12 +84,36 @@ pub enum Command {
     /// Prove the stream's history is intact: re-read it, recompute every asset's hash chain,
     /// check every prevseq link and that no message was removed (see docs/audit.md).
     ///
-    /// Exit code: 0 intact (one summary line on stdout), 3 a broken link or a removed message
-    /// (the first one named on stdout and stderr), 1 could not verify (e.g. NATS unreachable).
+    /// Any integrity breach fails: a message that is not a valid event of the NATS subject it
+    /// was stored on (forged, undecodable, from another collector's scope), a broken link, a
+    /// removed or expired message. A reviewed breach can be accepted explicitly (--accept SEQ).
+    ///
+    /// Exit code: 0 intact (one summary line on stdout), 3 an integrity breach (the first one
+    /// named, with its sequence and reason, on stdout and stderr), 1 could not verify (e.g. NATS
+    /// unreachable).
     Verify(VerifyArgs),
     /// Print asset changes as they happen (one line per event, or --json), until Ctrl-C (see
     /// docs/subscribing.md).
     Watch(WatchArgs),
+    /// Make an Ed25519 key pair for signing checkpoints (C2SP signed-note keys): the signer key
+    /// file (mode 0600, keep it secret: a Kubernetes Secret) and the verifier key, also printed.
+    Keygen(KeygenArgs),
+    /// Sign a checkpoint of the whole stream (an RFC 6962 Merkle tree over every message) and
+    /// append it to the INVENTORY_EVIDENCE stream; refuses if the stream no longer matches the
+    /// newest checkpoint (see docs/audit.md).
+    ///
+    /// Exit code: 0 signed or already up to date, 3 refused (the stream differs from what was
+    /// signed, or a message is missing), 1 could not run.
+    Checkpoint(CheckpointArgs),
+    /// Print (JSON) an inclusion proof of the message at SEQ against the newest signed
+    /// checkpoint, or with --consistency-from a consistency proof between two checkpoints, for
+    /// `inventory verify-proof` to check offline.
+    Prove(ProveArgs),
+    /// Check a proof written by `inventory prove`, offline (no NATS): the checkpoint's
+    /// signature, the leaf recomputed from the included message, the path to the signed root.
+    ///
+    /// Exit code: 0 verified, 3 the proof fails, 1 could not check (e.g. no such file).
+    VerifyProof(VerifyProofArgs),
 }
 
 /// A point in the stream's history: a stream sequence or an RFC 3339 time.
@@ -125,6 +149,29 @@ pub struct VerifyArgs {
     /// the asset event at SEQ must still carry that chain hash. Repeatable or comma separated.
     #[arg(long, value_name = "SEQ:CHAINHASH", env = "INVENTORY_VERIFY_ANCHORS", value_delimiter = ',', value_parser = parse_anchor)]
     pub anchor: Vec<(u64, String)>,
+    /// Verify the signed checkpoints instead of the chains: each is signed by --key, each
+    /// extends the previous, and the stream holds exactly what each signed (the first differing
+    /// sequence is named).
+    #[arg(long, requires = "key")]
+    pub checkpoints: bool,
+    /// Verifier key of the checkpoints (NAME+KEYID+KEY, or a file holding it, as written by
+    /// `inventory keygen`). Repeatable or comma separated (e.g. across a key rotation).
+    #[arg(
+        long,
+        value_name = "PUB",
+        env = "INVENTORY_VERIFIER_KEY",
+        value_delimiter = ','
+    )]
+    pub key: Vec<String>,
+    /// With --checkpoints: also a signed checkpoint kept outside NATS (written by `inventory
+    /// checkpoint --out`). Repeatable.
+    #[arg(long, value_name = "FILE", requires = "checkpoints")]
+    pub checkpoint_file: Vec<PathBuf>,
+    /// Accept the integrity breach at this stream sequence (a reviewed incident, e.g. a forged
+    /// message that was investigated): it is listed in the summary instead of failing the
+    /// verification. Repeatable or comma separated; a SEQ that is not a breach fails.
+    #[arg(long, value_name = "SEQ", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub accept: Vec<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +322,82 @@ pub struct UpArgs {
     /// Grafana token (never stored or logged).
     #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
     pub grafana_token: Option<String>,
+    /// How often `up` signs a checkpoint of the stream (see `inventory checkpoint`).
+    #[arg(long, env = "INVENTORY_CHECKPOINT_EVERY", default_value = "5m", value_parser = parse_duration)]
+    pub checkpoint_every: std::time::Duration,
+    /// Signer key of those checkpoints (default: DATA_DIR/checkpoint-signer.key, generated on
+    /// first start with its verifier key beside it).
+    #[arg(long, env = "INVENTORY_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key name, written in every signature line; by convention the checkpoints' origin.
+    #[arg(long, default_value = "asset-inventory/INVENTORY", value_parser = parse_key_name)]
+    pub name: String,
+    /// Directory to write checkpoint-signer.key (secret, mode 0600) and
+    /// checkpoint-verifier.pub into. An existing signer key is never replaced.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// File holding the signer key (one line PRIVATE+KEY+..., from `inventory keygen`), e.g. a
+    /// mounted Kubernetes Secret. Its content is never logged or echoed.
+    #[arg(long, env = "INVENTORY_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: PathBuf,
+    /// The log's identity, the first line of every checkpoint.
+    #[arg(long, env = "INVENTORY_CHECKPOINT_ORIGIN", default_value = "asset-inventory/INVENTORY", value_parser = parse_key_name)]
+    pub origin: String,
+    /// Also write the signed checkpoint (a C2SP signed note) to FILE, for an auditor to keep
+    /// outside NATS.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// Stream sequence of the message to prove.
+    #[arg(value_name = "SEQ", required_unless_present = "consistency_from", value_parser = clap::value_parser!(u64).range(1..))]
+    pub seq: Option<u64>,
+    /// Prove against this signed checkpoint (from `inventory checkpoint --out`) instead of the
+    /// newest one on INVENTORY_EVIDENCE.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_file: Option<PathBuf>,
+    /// Instead of an inclusion proof: prove that the checkpoint extends this older signed
+    /// checkpoint (a consistency proof).
+    #[arg(long, value_name = "OLD_FILE", conflicts_with = "seq")]
+    pub consistency_from: Option<PathBuf>,
+    /// Write the proof to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyProofArgs {
+    /// Verifier key of the checkpoints (NAME+KEYID+KEY, or a file holding it). Repeatable or
+    /// comma separated.
+    #[arg(
+        long,
+        value_name = "PUB",
+        env = "INVENTORY_VERIFIER_KEY",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub key: Vec<String>,
+    /// The proof, as written by `inventory prove`.
+    #[arg(value_name = "PROOF_FILE")]
+    pub proof_file: PathBuf,
+}
+
+fn parse_key_name(s: &str) -> Result<String, String> {
+    if inventory_evidence::note::valid_key_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be non-empty, without spaces or '+' (e.g. asset-inventory/INVENTORY)".into())
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -348,15 +471,23 @@ fn parse_share(s: &str) -> Result<f64, String> {
 }
 
 /// Turns a clap error into one line that names the setting, including its environment variable.
-pub fn one_line_error(err: &clap::Error) -> String {
+pub fn one_line_error(err: &clap::Error, args: &[String]) -> String {
     use clap::error::{ContextKind, ContextValue};
     let full = err.to_string();
-    let first = full
-        .lines()
-        .find(|l| !l.trim().is_empty())
+    let mut lines = full.lines().filter(|l| !l.trim().is_empty());
+    let first = lines
+        .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ")
         .to_owned();
+    if let Some(ContextValue::Strings(missing)) = err.get(ContextKind::InvalidArg) {
+        // "the following required arguments were not provided:" and the list, on one line.
+        return format!(
+            "error: {} {}",
+            first.trim_end_matches(':'),
+            missing.join(", ")
+        );
+    }
     let arg = match err.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
         _ => return format!("error: {first}"),
@@ -375,21 +506,33 @@ pub fn one_line_error(err: &clap::Error) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("For more"))
         .map(|l| format!(": {l}"))
         .unwrap_or_default();
-    match env_of(&long) {
+    match env_of(&long, args) {
         Some(env) => format!("error: {first} (env {env}){reason}"),
         None => format!("error: {first}{reason}"),
     }
 }
 
-fn env_of(long: &str) -> Option<String> {
-    fn walk(cmd: &clap::Command, long: &str) -> Option<String> {
+/// The environment variable of the option `--long` as the invoked subcommand defines it: the
+/// subcommands named in `args` are followed from the root, and the deepest one that has the
+/// option (its own, or a global of an ancestor) answers.
+fn env_of(long: &str, args: &[String]) -> Option<String> {
+    let env = |cmd: &clap::Command| {
         cmd.get_arguments()
             .find(|a| a.get_long() == Some(long))
             .and_then(|a| a.get_env())
             .map(|e| e.to_string_lossy().into_owned())
-            .or_else(|| cmd.get_subcommands().find_map(|s| walk(s, long)))
+    };
+    let mut path = vec![<Cli as clap::CommandFactory>::command()];
+    for a in args.iter().skip(1) {
+        let next = path
+            .last()
+            .and_then(|c| c.find_subcommand(a.as_str()))
+            .cloned();
+        if let Some(sub) = next {
+            path.push(sub);
+        }
     }
-    walk(&<Cli as clap::CommandFactory>::command(), long)
+    path.iter().rev().find_map(env)
 }
 
 #[cfg(test)]
@@ -398,16 +541,37 @@ mod tests {
 
     #[test]
     fn bad_settings_give_one_line_naming_the_variable() {
-        let err = Cli::try_parse_from(["inventory", "serve", "--listen", "nowhere"]).unwrap_err();
-        let line = one_line_error(&err);
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let args = argv(&["inventory", "serve", "--listen", "nowhere"]);
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        let line = one_line_error(&err, &args);
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("--listen"), "{line}");
         assert!(line.contains("INVENTORY_LISTEN"), "{line}");
-        let err = Cli::try_parse_from(["inventory", "collect", "--max-delete-share", "2", "file"])
-            .unwrap_err();
-        let line = one_line_error(&err);
+        let args = argv(&["inventory", "collect", "--max-delete-share", "2", "file"]);
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        let line = one_line_error(&err, &args);
         assert!(line.contains("INVENTORY_MAX_DELETE_SHARE"), "{line}");
         assert!(line.contains("between 0 and 1"), "{line}");
+        // The same long name in two subcommands: the invoked one's variable (or none).
+        let args = argv(&[
+            "inventory",
+            "keygen",
+            "--name",
+            "bad name",
+            "--out-dir",
+            "k",
+        ]);
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        let line = one_line_error(&err, &args);
+        assert!(line.contains("--name"), "{line}");
+        assert!(!line.contains("PROM_NAME"), "{line}");
+        // A missing required argument is named.
+        let args = argv(&["inventory", "replay", "--db", "x"]);
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        let line = one_line_error(&err, &args);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--until"), "{line}");
     }
 
     #[test]
@@ -422,9 +586,11 @@ mod tests {
             Ok(Point::Time(t)) if t.to_rfc3339() == "2026-03-01T00:00:00+00:00"
         ));
         assert!(parse_point("0").is_err());
-        let err = Cli::try_parse_from(["inventory", "replay", "--until", "yesterday", "--db", "x"])
-            .unwrap_err();
-        let line = one_line_error(&err);
+        let args: Vec<String> = ["inventory", "replay", "--until", "yesterday", "--db", "x"]
+            .map(str::to_owned)
+            .into();
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        let line = one_line_error(&err, &args);
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("--until"), "{line}");
         assert!(line.contains("neither a stream sequence"), "{line}");

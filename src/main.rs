@@ -2,6 +2,7 @@
 
 mod cli;
 mod collect;
+mod evidence;
 mod replay;
 mod up;
 mod verify;
@@ -32,7 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", cli::one_line_error(&e));
+            let args: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            eprintln!("{}", cli::one_line_error(&e, &args));
             return ExitCode::from(64);
         }
     };
@@ -84,7 +88,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_when_caught_up: !args.follow,
                 ..Default::default()
             };
-            let store = inventory_projector::run(stream, store, cancel, tx, opts).await?;
+            let store = inventory_projector::run(stream, store, cancel, tx, opts)
+                .await
+                .map_err(|e| projection_failed(&args.db, e))?;
             let status = rx.borrow().clone();
             info!(
                 db = %args.db.display(),
@@ -104,6 +110,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&global, args, cancel).await,
         Command::Verify(args) => verify::run(&global, args, cancel).await,
         Command::Watch(args) => watch::run(&global, args, cancel).await,
+        Command::Keygen(args) => evidence::keygen::run(args),
+        Command::Checkpoint(args) => evidence::checkpoint::run(&global, args, cancel).await,
+        Command::Prove(args) => evidence::prove::run(&global, args).await,
+        Command::VerifyProof(args) => evidence::prove::verify_proof(args),
+    }
+}
+
+/// The one line `inventory project` ends with when its projector stops: a database of another
+/// stream or one that can no longer be completed names the file and the way out.
+fn projection_failed(
+    db: &std::path::Path,
+    e: inventory_projector::ProjectorError,
+) -> anyhow::Error {
+    use inventory_projector::ErrorKind;
+    let db = db.display();
+    match e.kind() {
+        ErrorKind::StreamChanged => anyhow::anyhow!(
+            "{db} belongs to another stream: {e}. Delete {db} (or pass another --db) to rebuild it from the current stream"
+        ),
+        ErrorKind::Gap => anyhow::anyhow!("{db}: {e}"),
+        ErrorKind::Other => anyhow::Error::new(e),
     }
 }
 

@@ -127,11 +127,26 @@ pub async fn run(
         cancel.child_token(),
     ));
 
+    // 5. Signed checkpoints of the stream (docs/audit.md), with a key made on first start.
+    let signing_key = match args.signing_key_file.clone() {
+        Some(path) => path,
+        None => crate::evidence::keygen::ensure_local(&data)?,
+    };
+    let checkpoint_task = tokio::spawn(crate::evidence::checkpoint::run_periodic(
+        crate::nats_config(global, "inventory-up-checkpoint"),
+        usize::from(global.stream_replicas),
+        signing_key,
+        crate::evidence::default_origin(),
+        args.checkpoint_every,
+        cancel.child_token(),
+    ));
+
     print_banner(&api_url, &prom_url, &global_nats, &data, args.every);
     cancel.cancelled().await;
 
     // Orderly stop: collectors, API (drains requests, stops the projector), then processes.
     let _ = crate::bounded("collectors", Duration::from_secs(15), collect_task).await;
+    let _ = crate::bounded("checkpoints", Duration::from_secs(15), checkpoint_task).await;
     api_cancel.cancel();
     if let Some(Ok(Err(e))) = crate::bounded("api", Duration::from_secs(15), api).await {
         warn!(error = %e, "API stopped with an error");

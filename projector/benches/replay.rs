@@ -6,14 +6,14 @@
 //! measurement, the medians and their ratio.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/corpus_stream.rs"]
+mod corpus_stream;
+
 use std::time::Instant;
 
-use chrono::{TimeZone, Utc};
-use futures::StreamExt;
-use inventory_bus::{ensure_stream, finish, publish_start, StreamSettings};
+use corpus_stream::{median, publish_corpus, raw_consume};
+use inventory_bus::{ensure_stream, StreamSettings};
 use inventory_projector::{run, RunOptions, Status, Store};
-use inventory_schemas::{encode_asset, ChainLink, EventType, STREAM_SUBJECTS};
-use inventory_testkit::corpus::account;
 use inventory_testkit::NatsServer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -40,43 +40,9 @@ async fn main() {
         .await
         .unwrap();
 
-    // Publish: asset i's v-th version is event v*assets + i; sequences are contiguous from 1,
-    // so each event's prevseq is known before it is published.
+    // Publish: asset i's v-th version is event v*assets + i (corpus_stream.rs).
     let t0 = Instant::now();
-    let mut links: Vec<ChainLink> = vec![ChainLink::default(); assets as usize];
-    let mut pending = std::collections::VecDeque::new();
-    let mut bytes = 0u64;
-    let base = Utc.timestamp_opt(1_760_000_000, 0).unwrap();
-    for n in 0..events {
-        let (i, v) = (n % assets, n / assets);
-        let ty = if v == 0 {
-            EventType::Discovered
-        } else {
-            EventType::Changed
-        };
-        let at = base + chrono::Duration::seconds(n as i64);
-        let ev = encode_asset(
-            ty,
-            &account(i, v),
-            "/collectors/aws/o-exampleorgid",
-            at,
-            &links[i as usize],
-        )
-        .unwrap();
-        bytes += ev.payload.len() as u64;
-        links[i as usize] = ChainLink {
-            prevseq: n + 1,
-            chainhash: ev.chainhash.clone().unwrap(),
-        };
-        pending.push_back((publish_start(&js, &ev).await.unwrap(), ev));
-        if pending.len() >= 4096 {
-            let (ack, ev) = pending.pop_front().unwrap();
-            finish(ack, &ev).await.unwrap();
-        }
-    }
-    for (ack, ev) in pending {
-        finish(ack, &ev).await.unwrap();
-    }
+    let bytes = publish_corpus(&js, events, assets).await;
     let publish_s = t0.elapsed().as_secs_f64();
     println!(
         "setup: published {events} events ({:.0} B average) for {assets} assets in {publish_s:.1} s",
@@ -110,30 +76,6 @@ async fn main() {
         "ratio of the medians: projector / raw consume = {:.1} %",
         100.0 * proj / raw
     );
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Seconds to read every message of the stream with the ordered consumer the projector uses.
-async fn raw_consume(stream: &async_nats::jetstream::stream::Stream, events: u64) -> f64 {
-    let t0 = Instant::now();
-    let mut msgs = Box::pin(
-        inventory_bus::follow(stream, STREAM_SUBJECTS, 1)
-            .await
-            .unwrap(),
-    );
-    let mut n = 0u64;
-    while let Some(m) = msgs.next().await {
-        m.unwrap();
-        n += 1;
-        if n == events {
-            break;
-        }
-    }
-    t0.elapsed().as_secs_f64()
 }
 
 /// Seconds for the projector (decode, fold, DuckDB: Arrow appends of history rows, one `next_seq`
