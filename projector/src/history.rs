@@ -2,15 +2,24 @@
 //! estate as it stood at any stream sequence, an asset's versions, the changes in a window, and
 //! the difference between two points.
 //!
-//! Every asset event row of `events` carries the asset's state after it and `next_seq`, the
-//! asset's next event; so the version of an asset at sequence N is its row with
-//! `seq <= N < next_seq`, and any past view is one scan with the same filters as the current one.
+//! Which version of which asset answers is decided in memory, from a [`Snapshot`]'s versions
+//! index (every asset's event sequences, content fingerprints and tombstones); DuckDB then
+//! supplies only the rows and documents of the answer, by sequence (an index lookup each). So a
+//! page costs what the page holds, however long the history is. Every asset event row of
+//! `events` carries the asset's state after it, so a version's row is all a past view needs.
+//!
+//! Every function answers at the snapshot's checkpoint: a point beyond it is the caller's to
+//! refuse ([`Snapshot::seq`]); nothing committed after the snapshot is read.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use duckdb::types::ToSql;
-use duckdb::{params_from_iter, Connection, OptionalExt};
+use duckdb::{params_from_iter, Connection};
 
-use crate::read::{asset_row, attach_data, event_data, push_filters, AssetQuery, AssetRow};
+use crate::current::{Snapshot, Version, Versions};
+use crate::fold::AssetState;
+use crate::read::{event_data, seq_list, state_row, AssetQuery, AssetRow, VERSION_COLUMNS};
 use crate::store::{from_micros, ts};
 use crate::StoreError;
 
@@ -36,41 +45,100 @@ pub fn resolve(conn: &Connection, point: Point) -> Result<u64, StoreError> {
     }
 }
 
-/// Columns of an asset's version (an `events` row `e`), in [`asset_row`]'s order.
-const VERSION_COLUMNS: &str = "e.asset_key, e.provider, e.kind, \
-    substr(e.asset_key, length(e.provider) + length(e.kind) + 3), e.name, e.status, e.source, \
-    epoch_us(e.first_seen), epoch_us(e.last_changed), epoch_us(e.observed_at), \
-    CASE WHEN e.type = 'deleted' THEN epoch_us(e.observed_at) END, e.seq, e.contenthash, \
-    e.chainhash, e.data_seq";
+/// The states recorded with these events (asset events), by sequence.
+fn states_by_seq(
+    conn: &Connection,
+    seqs: impl IntoIterator<Item = u64>,
+) -> Result<HashMap<u64, AssetState>, StoreError> {
+    let list = seq_list(seqs);
+    if list.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Literal sequences, so that DuckDB looks each up in the index.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {VERSION_COLUMNS} FROM events e WHERE e.seq IN ({list})"
+    ))?;
+    let rows = stmt.query_map([], |r| state_row(r, 0))?;
+    let mut out = HashMap::new();
+    for s in rows {
+        let s = s?;
+        out.insert(s.version, s);
+    }
+    Ok(out)
+}
 
-/// The versions valid at sequence `?` (bound twice).
-const AT: &str =
-    "e.asset_key IS NOT NULL AND e.seq <= ? AND (e.next_seq IS NULL OR e.next_seq > ?)";
+/// Past versions as rows, with their documents (`last_seen`: the time of the version's event).
+fn with_data(conn: &Connection, states: Vec<AssetState>) -> Result<Vec<AssetRow>, StoreError> {
+    let data = event_data(conn, states.iter().filter_map(|s| s.data_seq))?;
+    Ok(states
+        .into_iter()
+        .map(|state| AssetRow {
+            last_seen: state.last_seen,
+            data: state.data_seq.and_then(|s| data.get(&s).cloned()),
+            state,
+        })
+        .collect())
+}
 
-/// Assets matching `q` as they stood at stream sequence `at`, ordered by key. `last_seen` is the
-/// time of each asset's newest event up to `at`.
+/// Assets matching `q` as they stood at stream sequence `at` (at most the snapshot's), ordered
+/// by key. `last_seen` is the time of each asset's newest event up to `at`.
 pub fn list_assets_at(
     conn: &Connection,
+    snap: &Snapshot,
     q: &AssetQuery,
     at: u64,
 ) -> Result<Vec<AssetRow>, StoreError> {
-    let mut sql = format!("SELECT {VERSION_COLUMNS} FROM events e WHERE {AT}");
-    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(at), Box::new(at)];
-    push_filters(q, "e", "e.type <> 'deleted'", &mut sql, &mut args);
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter()), asset_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_data(conn, rows)
+    let limit = q.limit as usize;
+    let matches = q.matcher();
+    // Every asset ever recorded is in the snapshot (deleted ones too), so its keys in order,
+    // each with its version at `at`, are the past view in order.
+    let mut keys = snap.keys(q).map(|(k, _)| k);
+    let mut out = Vec::new();
+    // Candidates are read in growing chunks: a filter on name or status (which may have
+    // changed since `at`) is applied to the past state, so a chunk may yield fewer rows.
+    let mut chunk = limit.max(1);
+    while out.len() < limit {
+        let seqs: Vec<u64> = {
+            let versions = snap.versions();
+            keys.by_ref()
+                .filter_map(|k| versions.at(k, at))
+                .filter(|v| q.include_deleted || !v.deleted)
+                .map(|v| v.seq)
+                .take(chunk)
+                .collect()
+        };
+        if seqs.is_empty() {
+            break;
+        }
+        let exhausted = seqs.len() < chunk;
+        let mut states = states_by_seq(conn, seqs.iter().copied())?;
+        for seq in seqs {
+            if let Some(s) = states.remove(&seq) {
+                if matches(&s) && out.len() < limit {
+                    out.push(s);
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+        chunk = (chunk * 2).min(8192);
+    }
+    with_data(conn, out)
 }
 
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).
-pub fn get_asset_at(conn: &Connection, key: &str, at: u64) -> Result<Option<AssetRow>, StoreError> {
-    let sql = format!("SELECT {VERSION_COLUMNS} FROM events e WHERE {AT} AND e.asset_key = ?");
-    let row = conn
-        .query_row(&sql, duckdb::params![at, at, key], asset_row)
-        .optional()?;
-    Ok(attach_data(conn, row.into_iter().collect())?.pop())
+pub fn get_asset_at(
+    conn: &Connection,
+    snap: &Snapshot,
+    key: &str,
+    at: u64,
+) -> Result<Option<AssetRow>, StoreError> {
+    let Some(v) = snap.versions().at(key, at) else {
+        return Ok(None);
+    };
+    let states = states_by_seq(conn, [v.seq])?;
+    Ok(with_data(conn, states.into_values().collect())?.pop())
 }
 
 /// One event of an asset's history, with the asset's state after it.
@@ -95,80 +163,110 @@ pub struct VersionRow {
     pub previous: Option<serde_json::Value>,
 }
 
-const CHANGE_COLUMNS: &str = "e.seq, e.type, e.asset_key, e.source, e.event_id, \
-    epoch_us(e.observed_at), epoch_us(e.recorded_at), e.name, e.status, e.contenthash, \
-    e.chainhash, e.prevseq, p.seq, p.data_seq";
+/// An event to show, and where the asset's document before it is: `None` for an asset's first
+/// event; `Some(None)` when only tombstones came before.
+struct Wanted {
+    seq: u64,
+    previous: Option<Option<u64>>,
+}
 
-/// Rows of `events e` joined with each one's previous version `p`, with both data documents.
-fn versions(
-    conn: &Connection,
-    sql: &str,
-    args: &[Box<dyn ToSql>],
-) -> Result<Vec<VersionRow>, StoreError> {
-    let mut stmt = conn.prepare(sql)?;
-    let raw = stmt
-        .query_map(params_from_iter(args.iter()), |r| {
-            Ok((
-                VersionRow {
-                    seq: r.get(0)?,
-                    ty: r.get(1)?,
-                    asset_key: r.get(2)?,
-                    source: r.get(3)?,
-                    event_id: r.get(4)?,
-                    observed_at: from_micros(r.get(5)?),
-                    recorded_at: from_micros(r.get(6)?),
-                    name: r.get(7)?,
-                    status: r.get(8)?,
-                    contenthash: r.get(9)?,
-                    chainhash: r.get(10)?,
-                    prevseq: r.get::<_, Option<u64>>(11)?.unwrap_or(0),
-                    data: serde_json::Value::Null,
-                    previous: None,
-                },
-                r.get::<_, Option<u64>>(12)?,
-                r.get::<_, Option<u64>>(13)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let wanted = raw
+/// The event holding an asset's document as of version `i` of `all`: the newest non-tombstone
+/// at or before it (tombstones keep the document before them).
+fn data_seq_at(all: &[Version], i: usize) -> Option<u64> {
+    all[..=i].iter().rev().find(|v| !v.deleted).map(|v| v.seq)
+}
+
+/// What to fetch for version `i` of the asset whose versions are `all`.
+fn wanted(all: &[Version], i: usize) -> Wanted {
+    Wanted {
+        seq: all[i].seq,
+        previous: i.checked_sub(1).map(|p| data_seq_at(all, p)),
+    }
+}
+
+/// The rows of these events, in the given order, with their documents and the documents before
+/// them.
+fn version_rows(conn: &Connection, wanted: Vec<Wanted>) -> Result<Vec<VersionRow>, StoreError> {
+    let list = seq_list(wanted.iter().map(|w| w.seq));
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT e.seq, e.type, e.asset_key, e.source, e.event_id, epoch_us(e.observed_at), \
+         epoch_us(e.recorded_at), e.name, e.status, e.contenthash, e.chainhash, e.prevseq, \
+         e.data FROM events e WHERE e.seq IN ({list})"
+    ))?;
+    let parse = |t: &str| serde_json::from_str(t).unwrap_or(serde_json::Value::Null);
+    let mut rows = HashMap::new();
+    let mut texts = HashMap::new();
+    let mapped = stmt.query_map([], |r| {
+        Ok((
+            VersionRow {
+                seq: r.get(0)?,
+                ty: r.get(1)?,
+                asset_key: r.get(2)?,
+                source: r.get(3)?,
+                event_id: r.get(4)?,
+                observed_at: from_micros(r.get(5)?),
+                recorded_at: from_micros(r.get(6)?),
+                name: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                status: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                contenthash: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                chainhash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                prevseq: r.get::<_, Option<u64>>(11)?.unwrap_or(0),
+                data: serde_json::Value::Null,
+                previous: None,
+            },
+            r.get::<_, String>(12)?,
+        ))
+    })?;
+    for row in mapped {
+        let (mut v, text) = row?;
+        v.data = parse(&text);
+        texts.insert(v.seq, text);
+        rows.insert(v.seq, v);
+    }
+    // Documents before each event that the page does not already hold.
+    let missing: Vec<u64> = wanted
         .iter()
-        .flat_map(|(v, _, prev_data)| std::iter::once(v.seq).chain(*prev_data));
-    let mut data = event_data(conn, wanted)?;
-    let parse = |t: Option<&String>| {
-        t.and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let out = raw
-        .into_iter()
-        .map(|(mut v, prev, prev_data)| {
-            v.data = parse(data.get(&v.seq));
-            v.previous = prev.and(prev_data).map(|s| parse(data.get(&s)));
-            v
-        })
+        .filter_map(|w| w.previous.flatten())
+        .filter(|s| !texts.contains_key(s))
         .collect();
-    data.clear();
-    Ok(out)
+    let before = event_data(conn, missing)?;
+    Ok(wanted
+        .into_iter()
+        .filter_map(|w| {
+            let mut v = rows.remove(&w.seq)?;
+            v.previous = w.previous.map(|p| {
+                p.and_then(|s| {
+                    texts
+                        .get(&s)
+                        .map(|t| parse(t))
+                        .or_else(|| before.get(&s).map(|t| parse(t)))
+                })
+                .unwrap_or(serde_json::Value::Null)
+            });
+            Some(v)
+        })
+        .collect())
 }
 
 /// An asset's events, newest first, from before `before` (a sequence; `None`: the newest).
 pub fn history(
     conn: &Connection,
+    snap: &Snapshot,
     key: &str,
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<VersionRow>, StoreError> {
-    let sql = format!(
-        "SELECT {CHANGE_COLUMNS} FROM (SELECT * FROM events WHERE asset_key = ? AND seq < ? \
-         ORDER BY seq DESC LIMIT ?) e LEFT JOIN (SELECT seq, data_seq, next_seq FROM events \
-         WHERE asset_key = ?) p ON p.next_seq = e.seq ORDER BY e.seq DESC"
-    );
-    let args: Vec<Box<dyn ToSql>> = vec![
-        Box::new(key.to_owned()),
-        Box::new(before.unwrap_or(u64::MAX)),
-        Box::new(u64::from(limit)),
-        Box::new(key.to_owned()),
-    ];
-    versions(conn, &sql, &args)
+    let wanted: Vec<Wanted> = {
+        let versions = snap.versions();
+        let all = versions.of(key);
+        let end = all.partition_point(|v| v.seq < before.unwrap_or(u64::MAX));
+        let start = end.saturating_sub(limit as usize);
+        (start..end).rev().map(|i| wanted(all, i)).collect()
+    };
+    version_rows(conn, wanted)
 }
 
 /// Filters of a window of changes.
@@ -185,37 +283,66 @@ pub struct ChangeQuery {
     pub limit: u32,
 }
 
-/// Asset events in stream order matching `q`.
-pub fn changes(conn: &Connection, q: &ChangeQuery) -> Result<Vec<VersionRow>, StoreError> {
-    let mut inner = String::from("SELECT * FROM events WHERE asset_key IS NOT NULL AND seq > ?");
-    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(q.after)];
-    if let Some(u) = q.until {
-        inner.push_str(" AND seq <= ?");
-        args.push(Box::new(u));
-    }
+/// Asset events in stream order matching `q`, up to the snapshot's checkpoint.
+///
+/// `events` is in stream order, so a range of sequences is a range of row groups: the window is
+/// read in growing slices (the first one a few pages wide), each a scan of only its own rows,
+/// until the page is full or the range is done.
+pub fn changes(
+    conn: &Connection,
+    snap: &Snapshot,
+    q: &ChangeQuery,
+) -> Result<Vec<VersionRow>, StoreError> {
+    let until = q.until.unwrap_or(u64::MAX).min(snap.seq());
+    let limit = q.limit as usize;
+    let mut filters = String::new();
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     if let Some(p) = &q.provider {
-        inner.push_str(" AND provider = ?");
+        filters.push_str(" AND provider = ?");
         args.push(Box::new(p.clone()));
     }
     for (column, values) in [("kind", &q.kinds), ("type", &q.types)] {
         if !values.is_empty() {
-            inner.push_str(&format!(" AND {column} IN ("));
+            filters.push_str(&format!(" AND {column} IN ("));
             for (i, v) in values.iter().enumerate() {
-                inner.push_str(if i == 0 { "?" } else { ", ?" });
+                filters.push_str(if i == 0 { "?" } else { ", ?" });
                 args.push(Box::new(v.clone()));
             }
-            inner.push(')');
+            filters.push(')');
         }
     }
-    inner.push_str(" ORDER BY seq LIMIT ?");
-    args.push(Box::new(u64::from(q.limit)));
-    let sql = format!(
-        "SELECT {CHANGE_COLUMNS} FROM ({inner}) e LEFT JOIN (SELECT seq, data_seq, next_seq \
-         FROM events WHERE next_seq > ? AND next_seq IS NOT NULL) p ON p.next_seq = e.seq \
-         ORDER BY e.seq"
-    );
-    args.push(Box::new(q.after));
-    versions(conn, &sql, &args)
+    let mut found: Vec<(u64, String)> = Vec::new();
+    let mut after = q.after;
+    let mut window = (limit as u64).saturating_mul(4).max(1024);
+    while after < until && found.len() < limit {
+        let hi = after.saturating_add(window).min(until);
+        // Literal bounds, so that DuckDB prunes row groups by their zone maps.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT seq, asset_key FROM events WHERE seq > {after} AND seq <= {hi} \
+             AND asset_key IS NOT NULL{filters} ORDER BY seq LIMIT {}",
+            limit - found.len()
+        ))?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            found.push(row?);
+        }
+        after = hi;
+        window = window.saturating_mul(4);
+    }
+    let page = {
+        let versions = snap.versions();
+        found
+            .iter()
+            .filter_map(|(seq, key)| {
+                let all = versions.of(key);
+                let i = all.partition_point(|v| v.seq < *seq);
+                (all.get(i)?.seq == *seq).then(|| wanted(all, i))
+            })
+            .collect()
+    };
+    version_rows(conn, page)
 }
 
 /// How an asset differs between two points.
@@ -243,98 +370,61 @@ pub struct DiffCounts {
     pub changed: u64,
 }
 
-/// The live versions at `at` matching `q`'s provider and kinds, as a subquery.
-fn live_at(q: &AssetQuery, at: u64, args: &mut Vec<Box<dyn ToSql>>) -> String {
-    let mut sql = format!(
-        "SELECT e.asset_key, e.seq, e.contenthash FROM events e WHERE {AT} \
-         AND e.type <> 'deleted'"
-    );
-    args.push(Box::new(at));
-    args.push(Box::new(at));
-    if let Some(p) = &q.provider {
-        sql.push_str(" AND e.provider = ?");
-        args.push(Box::new(p.clone()));
-    }
-    if !q.kinds.is_empty() {
-        sql.push_str(" AND e.kind IN (");
-        for (i, k) in q.kinds.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(Box::new(k.clone()));
-        }
-        sql.push(')');
-    }
-    sql
+/// The asset's live version at `at` (`None`: unknown or deleted then).
+fn live_at(versions: &Versions<'_>, key: &str, at: u64) -> Option<Version> {
+    versions.at(key, at).filter(|v| !v.deleted)
 }
-
-const DIFF_JOIN: &str = "FROM ({a}) a FULL OUTER JOIN ({b}) b ON a.asset_key = b.asset_key \
-    WHERE a.contenthash IS DISTINCT FROM b.contenthash";
 
 /// Assets (of `q`'s provider and kinds) added, removed or changed (content hash) between
 /// sequences `from` and `to`, ordered by key after `q.after`, at most `q.limit`; and the totals.
 pub fn diff(
     conn: &Connection,
+    snap: &Snapshot,
     q: &AssetQuery,
     from: u64,
     to: u64,
 ) -> Result<(Vec<DiffRow>, DiffCounts), StoreError> {
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    let a = live_at(q, from, &mut args);
-    let b = live_at(q, to, &mut args);
-    let join = DIFF_JOIN.replace("{a}", &a).replace("{b}", &b);
-    let counts_sql = format!(
-        "SELECT count(*) FILTER (WHERE a.asset_key IS NULL), \
-         count(*) FILTER (WHERE b.asset_key IS NULL), \
-         count(*) FILTER (WHERE a.asset_key IS NOT NULL AND b.asset_key IS NOT NULL) {join}"
-    );
-    let counts = conn.query_row(&counts_sql, params_from_iter(args.iter()), |r| {
-        Ok(DiffCounts {
-            added: r.get(0)?,
-            removed: r.get(1)?,
-            changed: r.get(2)?,
-        })
-    })?;
-    let mut page_sql =
-        format!("SELECT coalesce(a.asset_key, b.asset_key) AS k, a.seq, b.seq {join}");
-    if let Some(after) = &q.after {
-        page_sql.push_str(" AND coalesce(a.asset_key, b.asset_key) > ?");
-        args.push(Box::new(after.clone()));
-    }
-    page_sql.push_str(" ORDER BY k LIMIT ?");
-    args.push(Box::new(u64::from(q.limit)));
-    let mut stmt = conn.prepare(&page_sql)?;
-    let page = stmt
-        .query_map(params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<u64>>(1)?,
-                r.get::<_, Option<u64>>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    // Both sides' versions of the page, by sequence.
-    let seqs: Vec<String> = page
-        .iter()
-        .flat_map(|(_, a, b)| a.iter().chain(b.iter()).map(u64::to_string))
-        .collect();
-    let mut by_seq = std::collections::HashMap::new();
-    if !seqs.is_empty() {
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM events e WHERE e.seq IN ({})",
-            seqs.join(",")
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map([], asset_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in attach_data(conn, rows)? {
-            by_seq.insert(row.version, row);
+    let mut counts = DiffCounts::default();
+    let mut page: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
+    {
+        // The totals cover every page: walk the whole estate of q's provider and kinds.
+        let all = AssetQuery {
+            after: None,
+            ..q.clone()
+        };
+        let versions = snap.versions();
+        for (key, _) in snap.keys(&all) {
+            let (a, b) = (live_at(&versions, key, from), live_at(&versions, key, to));
+            let kind = match (a, b) {
+                (None, None) => continue,
+                (None, Some(_)) => DiffKind::Added,
+                (Some(_), None) => DiffKind::Removed,
+                (Some(a), Some(b)) if a.content != b.content => DiffKind::Changed,
+                (Some(_), Some(_)) => continue,
+            };
+            match kind {
+                DiffKind::Added => counts.added += 1,
+                DiffKind::Removed => counts.removed += 1,
+                DiffKind::Changed => counts.changed += 1,
+            }
+            if page.len() < q.limit as usize && q.after.as_deref().is_none_or(|k| &**key > k) {
+                page.push((key.to_string(), a.map(|v| v.seq), b.map(|v| v.seq)));
+            }
         }
     }
+    let seqs = page
+        .iter()
+        .flat_map(|(_, a, b)| a.iter().chain(b.iter()).copied());
+    let states = states_by_seq(conn, seqs)?;
+    let mut by_seq: HashMap<u64, AssetRow> = with_data(conn, states.into_values().collect())?
+        .into_iter()
+        .map(|r| (r.state.version, r))
+        .collect();
     let rows = page
         .into_iter()
         .map(|(key, a, b)| {
-            let from = a.and_then(|s| by_seq.get(&s).cloned());
-            let to = b.and_then(|s| by_seq.get(&s).cloned());
+            let from = a.and_then(|s| by_seq.remove(&s));
+            let to = b.and_then(|s| by_seq.remove(&s));
             let kind = match (&from, &to) {
                 (None, _) => DiffKind::Added,
                 (_, None) => DiffKind::Removed,

@@ -2,11 +2,14 @@
 //!
 //! - [`fold`]: the pure fold, no IO.
 //! - [`store`]: the DuckDB tables; a batch and its checkpoint commit in one transaction.
+//! - [`current`]: the read model's in-memory half: the current view and every asset's versions,
+//!   published per committed batch.
 //! - [`read`]: queries the API serves from, and a pool of reader connections.
 //! - [`history`]: past views, an asset's versions, changes and diffs.
 //! - [`runner`]: the loop that follows the stream from the checkpoint and feeds the store.
 //! - [`identity`]: which stream a read model was built from, and the check that it still is.
 
+pub mod current;
 pub mod fold;
 pub mod history;
 pub mod identity;

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use duckdb::types::ToSql;
-use duckdb::{params_from_iter, Connection, OptionalExt, Row};
+use duckdb::{Connection, OptionalExt, Row};
 use inventory_schemas::{SweepCounts, STREAM_NAME};
 
-use crate::store::from_micros;
+use crate::current::{Document, Live, Snapshot};
+use crate::fold::AssetState;
+use crate::store::{from_micros, Store};
 use crate::StoreError;
 
 /// Reader connections to one database, reused across requests. Every clone shares the pool, so
@@ -18,6 +19,8 @@ use crate::StoreError;
 pub struct ReadPool {
     seed: Arc<Mutex<Connection>>,
     idle: Arc<Mutex<Idle>>,
+    /// The in-memory half of the read model the pool reads (switched with the database).
+    live: Arc<Mutex<Live>>,
 }
 
 /// Connections to the current database, and which database that is.
@@ -28,14 +31,24 @@ struct Idle {
 }
 
 impl ReadPool {
-    /// A pool that clones new connections from `seed` as needed.
-    pub fn new(seed: Connection) -> Self {
-        Self {
-            seed: Arc::new(Mutex::new(seed)),
+    /// Readers of `store`'s read model: its snapshots, and connections cloned from its
+    /// database as needed.
+    pub fn new(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            seed: Arc::new(Mutex::new(store.connection()?)),
             idle: Arc::new(Mutex::new(Idle {
                 generation: 0,
                 conns: Vec::new(),
             })),
+            live: Arc::new(Mutex::new(store.live())),
+        })
+    }
+
+    /// The newest committed snapshot of the read model (no IO: call it anywhere).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.live.lock() {
+            Ok(live) => live.load(),
+            Err(poisoned) => poisoned.into_inner().load(),
         }
     }
 
@@ -47,7 +60,7 @@ impl ReadPool {
                 return Ok((c, idle.generation));
             }
         }
-        // Locks in the order `switch_to` takes them: seed, then idle.
+        // Locks in the order `switch_to` takes them: (live,) seed, then idle.
         let seed = self.seed.lock().map_err(|_| StoreError::Poisoned)?;
         let generation = self
             .idle
@@ -57,16 +70,19 @@ impl ReadPool {
         Ok((seed.try_clone()?, generation))
     }
 
-    /// Moves every reader to the database of `seed` (a rebuilt read model): reads started before
-    /// finish on the old database, every later one reads the new one, and connections to the old
-    /// one are closed as they come back. The generation changes.
-    pub fn switch_to(&self, seed: Connection) -> Result<(), StoreError> {
+    /// Moves every reader to `store`'s read model (a rebuilt one): reads started before finish
+    /// on the old one, every later one reads the new one, and connections to the old database
+    /// are closed as they come back. The generation changes.
+    pub fn switch_to(&self, store: &Store) -> Result<(), StoreError> {
+        let seed = store.connection()?;
+        let mut live = self.live.lock().map_err(|_| StoreError::Poisoned)?;
         let mut current = self.seed.lock().map_err(|_| StoreError::Poisoned)?;
         let mut idle = self.idle.lock().map_err(|_| StoreError::Poisoned)?;
         let old = std::mem::replace(&mut *current, seed);
         idle.generation += 1;
         let stale = std::mem::take(&mut idle.conns);
-        drop((idle, current));
+        *live = store.live();
+        drop((idle, current, live));
         drop((old, stale));
         Ok(())
     }
@@ -80,6 +96,23 @@ impl ReadPool {
         }
     }
 
+    /// Runs `f` on the newest snapshot and a pooled connection of the same read model, on the
+    /// calling thread.
+    pub fn with_at<T>(
+        &self,
+        f: impl FnOnce(&Connection, &Snapshot) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // Both under the lock `switch_to` holds: never a snapshot of one read model with a
+        // connection to another. The snapshot first: the database holds at least what it covers.
+        let (snapshot, (conn, generation)) = {
+            let live = self.live.lock().map_err(|_| StoreError::Poisoned)?;
+            (live.load(), self.take()?)
+        };
+        let out = f(&conn, &snapshot);
+        self.give_back(conn, generation);
+        out
+    }
+
     /// Runs `f` on a pooled connection on the calling thread.
     pub fn with<T>(
         &self,
@@ -87,13 +120,17 @@ impl ReadPool {
     ) -> Result<T, StoreError> {
         let (conn, generation) = self.take()?;
         let out = f(&conn);
+        self.give_back(conn, generation);
+        out
+    }
+
+    fn give_back(&self, conn: Connection, generation: u64) {
         if let Ok(mut idle) = self.idle.lock() {
             // A connection to a database the pool has switched away from is closed.
             if idle.generation == generation && idle.conns.len() < 16 {
                 idle.conns.push(conn);
             }
         }
-        out
     }
 
     /// Runs `f` on a pooled connection on tokio's blocking pool.
@@ -104,6 +141,20 @@ impl ReadPool {
     {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a pooled connection and the newest snapshot, on tokio's blocking pool: the
+    /// database holds at least everything the snapshot covers, so a query that reads only up to
+    /// [`Snapshot::seq`] answers at exactly that checkpoint.
+    pub async fn run_at<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Snapshot) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.with_at(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
@@ -126,72 +177,74 @@ pub struct AssetQuery {
     pub limit: u32,
 }
 
-/// One asset of the current view.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AssetRow {
-    pub key: String,
-    pub provider: String,
-    pub kind: String,
-    pub native_id: String,
-    pub name: String,
-    pub status: String,
-    pub source: String,
-    pub first_seen: DateTime<Utc>,
-    pub last_changed: DateTime<Utc>,
-    /// Newest of: the asset's newest event, its collector's newest complete sweep.
-    pub last_seen: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-    /// Stream sequence of the asset's newest event.
-    pub version: u64,
-    pub contenthash: String,
-    pub chainhash: String,
-    /// The normalised asset document (last known state).
-    pub data: serde_json::Value,
+impl AssetQuery {
+    /// The filters of `q` that depend on an asset's state (deletion, status, name), as one
+    /// predicate: the current view and past views apply the same rule.
+    pub fn matcher(&self) -> impl Fn(&AssetState) -> bool + '_ {
+        let needle = self.name_contains.as_deref().map(str::to_lowercase);
+        move |s| {
+            (self.include_deleted || s.deleted_at.is_none())
+                && self.status.as_ref().is_none_or(|st| *st == s.status)
+                && needle
+                    .as_ref()
+                    .is_none_or(|n| crate::current::contains_lowercase(&s.name, n))
+        }
+    }
 }
 
-/// The current view's columns (data comes separately, see [`attach_data`]).
-const ASSET_COLUMNS: &str = "a.asset_key, a.provider, a.kind, a.native_id, a.name, a.status, \
-    a.source, epoch_us(a.first_seen), epoch_us(a.last_changed), \
-    epoch_us(CASE WHEN a.deleted_at IS NULL AND s.last_ok_at > a.last_seen THEN s.last_ok_at \
-    ELSE a.last_seen END), epoch_us(a.deleted_at), a.version, a.contenthash, a.chainhash, \
-    a.data_seq FROM assets a LEFT JOIN sweeps s ON s.source = a.source";
+/// One asset as the API shows it: its folded state at some point, and its document then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetRow {
+    pub state: AssetState,
+    /// Newest of: the asset's newest event, its collector's newest complete sweep (current
+    /// view); the time of its newest event up to the point (past views).
+    pub last_seen: DateTime<Utc>,
+    /// The normalised asset document of the last known state (`None`: only a tombstone seen).
+    pub data: Option<Document>,
+}
 
-/// An asset row and the sequence of the event that holds its data (column 14).
-pub(crate) fn asset_row(r: &Row<'_>) -> duckdb::Result<(AssetRow, Option<u64>)> {
-    Ok((
-        AssetRow {
-            key: r.get(0)?,
-            provider: r.get(1)?,
-            kind: r.get(2)?,
-            native_id: r.get(3)?,
-            name: r.get(4)?,
-            status: r.get(5)?,
-            source: r.get(6)?,
-            first_seen: from_micros(r.get(7)?),
-            last_changed: from_micros(r.get(8)?),
-            last_seen: from_micros(r.get(9)?),
-            deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
-            version: r.get(11)?,
-            contenthash: r.get(12)?,
-            chainhash: r.get(13)?,
-            data: serde_json::Value::Null,
-        },
-        r.get(14)?,
-    ))
+impl AssetRow {
+    /// The asset key.
+    pub fn key(&self) -> &str {
+        &self.state.key
+    }
+}
+
+/// The columns of an asset's state after an event, in [`state_row`]'s order, over an `events`
+/// row (`e`); the newest event's row is the asset's current state (the `assets` view).
+pub(crate) const VERSION_COLUMNS: &str = "e.asset_key, e.provider, e.kind, \
+    substr(e.asset_key, length(e.provider) + length(e.kind) + 3), e.name, e.status, e.source, \
+    epoch_us(e.first_seen), epoch_us(e.last_changed), epoch_us(e.observed_at), \
+    CASE WHEN e.type = 'deleted' THEN epoch_us(e.observed_at) END, e.seq, e.contenthash, \
+    e.chainhash, e.data_seq";
+
+/// The one mapper of [`VERSION_COLUMNS`] (from column `at`) to an asset's state.
+pub(crate) fn state_row(r: &Row<'_>, at: usize) -> duckdb::Result<AssetState> {
+    Ok(AssetState {
+        key: r.get(at)?,
+        provider: r.get(at + 1)?,
+        kind: r.get(at + 2)?,
+        native_id: r.get(at + 3)?,
+        name: r.get(at + 4)?,
+        status: r.get(at + 5)?,
+        source: r.get(at + 6)?,
+        first_seen: from_micros(r.get(at + 7)?),
+        last_changed: from_micros(r.get(at + 8)?),
+        last_seen: from_micros(r.get(at + 9)?),
+        deleted_at: r.get::<_, Option<i64>>(at + 10)?.map(from_micros),
+        version: r.get(at + 11)?,
+        contenthash: r.get::<_, Option<String>>(at + 12)?.unwrap_or_default(),
+        chainhash: r.get::<_, Option<String>>(at + 13)?.unwrap_or_default(),
+        data_seq: r.get(at + 14)?,
+    })
 }
 
 /// The `data` of the events with these sequences, by sequence (an index lookup each).
 pub(crate) fn event_data(
     conn: &Connection,
     seqs: impl IntoIterator<Item = u64>,
-) -> Result<HashMap<u64, String>, StoreError> {
-    let mut list = String::new();
-    for s in seqs {
-        if !list.is_empty() {
-            list.push(',');
-        }
-        list.push_str(&s.to_string());
-    }
+) -> Result<HashMap<u64, Document>, StoreError> {
+    let list = seq_list(seqs);
     if list.is_empty() {
         return Ok(HashMap::new());
     }
@@ -200,85 +253,22 @@ pub(crate) fn event_data(
     let mut stmt = conn.prepare(&format!(
         "SELECT seq, data FROM events WHERE seq IN ({list})"
     ))?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, u64>(0)?, Document::from(r.get::<_, String>(1)?)))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Fills in each row's data from the event that holds it.
-pub(crate) fn attach_data(
-    conn: &Connection,
-    rows: Vec<(AssetRow, Option<u64>)>,
-) -> Result<Vec<AssetRow>, StoreError> {
-    let mut data = event_data(conn, rows.iter().filter_map(|(_, s)| *s))?;
-    Ok(rows
-        .into_iter()
-        .map(|(mut row, seq)| {
-            if let Some(text) = seq.and_then(|s| data.remove(&s)) {
-                row.data = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-            }
-            row
-        })
-        .collect())
-}
-
-/// Appends `q`'s filters to a query over rows aliased `alias` whose columns are named as in
-/// `assets` (`asset_key`, `provider`, `kind`, `status`, `name`); `live` is the SQL condition of
-/// an asset that is not deleted.
-pub(crate) fn push_filters(
-    q: &AssetQuery,
-    alias: &str,
-    live: &str,
-    sql: &mut String,
-    args: &mut Vec<Box<dyn ToSql>>,
-) {
-    if let Some(p) = &q.provider {
-        sql.push_str(&format!(" AND {alias}.provider = ?"));
-        args.push(Box::new(p.clone()));
-    }
-    if !q.kinds.is_empty() {
-        sql.push_str(&format!(" AND {alias}.kind IN ("));
-        for (i, k) in q.kinds.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(Box::new(k.clone()));
+/// Sequences as a literal SQL list (`1,2,3`; empty for none).
+pub(crate) fn seq_list(seqs: impl IntoIterator<Item = u64>) -> String {
+    let mut list = String::new();
+    for s in seqs {
+        if !list.is_empty() {
+            list.push(',');
         }
-        sql.push(')');
+        list.push_str(&s.to_string());
     }
-    if let Some(s) = &q.status {
-        sql.push_str(&format!(" AND {alias}.status = ?"));
-        args.push(Box::new(s.clone()));
-    }
-    if let Some(n) = &q.name_contains {
-        sql.push_str(&format!(" AND contains(lower({alias}.name), lower(?))"));
-        args.push(Box::new(n.clone()));
-    }
-    if !q.include_deleted {
-        sql.push_str(&format!(" AND {live}"));
-    }
-    if let Some(after) = &q.after {
-        sql.push_str(&format!(" AND {alias}.asset_key > ?"));
-        args.push(Box::new(after.clone()));
-    }
-    sql.push_str(&format!(" ORDER BY {alias}.asset_key LIMIT ?"));
-    args.push(Box::new(u64::from(q.limit)));
-}
-
-/// Lists current assets matching `q`, ordered by key.
-pub fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<Vec<AssetRow>, StoreError> {
-    let mut sql = format!("SELECT {ASSET_COLUMNS} WHERE 1=1");
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    push_filters(q, "a", "a.deleted_at IS NULL", &mut sql, &mut args);
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(args.iter()), asset_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_data(conn, rows)
-}
-
-/// One asset by key (deleted ones included).
-pub fn get_asset(conn: &Connection, key: &str) -> Result<Option<AssetRow>, StoreError> {
-    let sql = format!("SELECT {ASSET_COLUMNS} WHERE a.asset_key = ?");
-    let row = conn.query_row(&sql, [key], asset_row).optional()?;
-    Ok(attach_data(conn, row.into_iter().collect())?.pop())
+    list
 }
 
 /// The newest sweep of one collector scope.

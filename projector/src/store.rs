@@ -1,7 +1,8 @@
 //! The DuckDB read model (DESIGN §5): `events` (full history), `assets` (the current view: a view
 //! of each asset's newest `events` row), `sweeps` (freshness), `checkpoint` and `rejected`. A batch
 //! and the checkpoint are written in one transaction, so a crash at any point leaves either the
-//! whole batch or none of it.
+//! whole batch or none of it. After each commit the store publishes the read model's in-memory
+//! half ([`crate::current`]): the current view and the versions index at that checkpoint.
 //!
 //! A batch may be appended in pieces ([`Store::append`]) and committed once ([`Store::commit`]):
 //! the runner streams a large batch into one transaction without holding it in memory, and DuckDB
@@ -12,9 +13,11 @@ mod rows;
 mod sweeps;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use std::path::{Path, PathBuf};
+use imbl::OrdMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -25,8 +28,12 @@ use inventory_schemas::{
 };
 use tracing::{debug, warn};
 
-use crate::fold::{fold, AssetState};
+use crate::current::{
+    content_fingerprint, Current, Document, Live, Snapshot, Version, VersionIndex,
+};
+use crate::fold::fold;
 use crate::identity::{format_created, payload_sha256, StreamIdentity};
+use crate::read::{state_row, SweepRow, VERSION_COLUMNS};
 use crate::StoreError;
 
 const SCHEMA_VERSION: i64 = 5;
@@ -86,8 +93,12 @@ pub struct BatchOutcome {
 /// The transaction in progress: what it did so far and the asset states it changed.
 struct OpenBatch {
     outcome: BatchOutcome,
-    /// New states by key, folded over the batch so far.
-    staged: HashMap<String, AssetState, RandomState>,
+    /// New states (with their documents) by key, folded over the batch so far.
+    staged: HashMap<Arc<str>, Current, RandomState>,
+    /// The batch's asset events, in stream order (for the versions index).
+    versions: Vec<(Arc<str>, Version)>,
+    /// New sweep rows by source.
+    sweeps: HashMap<Arc<str>, SweepRow, RandomState>,
     /// `(seq, next_seq)`: events of the transaction's assets superseded by a newer one.
     superseded: Vec<(u64, u64)>,
     /// The first message of a bound, empty store (sequence, payload SHA-256): the stream's
@@ -99,8 +110,14 @@ struct OpenBatch {
 pub struct Store {
     conn: Connection,
     checkpoint: u64,
-    /// Current state of every asset (committed), so a batch folds without reading back.
-    states: HashMap<String, AssetState, RandomState>,
+    /// Current state and document of every asset (committed), so a batch folds without reading
+    /// back; shared with the published snapshots.
+    assets: OrdMap<Arc<str>, Arc<Current>>,
+    /// Newest sweep of every collector scope (committed), by source.
+    sweeps: OrdMap<Arc<str>, Arc<SweepRow>>,
+    versions: Arc<VersionIndex>,
+    /// Where each committed snapshot is published for readers.
+    live: Live,
     open: Option<OpenBatch>,
     /// The stream the read model was built from (`meta`), once a batch of it is committed.
     identity: Option<StreamIdentity>,
@@ -201,16 +218,45 @@ impl Store {
             }
         };
         let identity = load_identity(&conn)?;
-        let states = load_states(&conn)?;
-        debug!(checkpoint, assets = states.len(), stream = ?identity, "store opened");
-        Ok(Self {
+        let assets = load_assets(&conn)?;
+        let sweeps = crate::read::list_sweeps(&conn)?
+            .into_iter()
+            .map(|s| (Arc::<str>::from(s.source.as_str()), Arc::new(s)))
+            .collect();
+        let versions = Arc::new(load_versions(&conn, &assets)?);
+        debug!(checkpoint, assets = assets.len(), versions = versions.len(), stream = ?identity, "store opened");
+        let store = Self {
             conn,
             checkpoint,
-            states,
+            assets,
+            sweeps,
+            versions,
+            live: Live::default(),
             open: None,
             identity,
             bound: None,
-        })
+        };
+        store.publish();
+        Ok(store)
+    }
+
+    /// Where this store publishes its committed snapshots.
+    pub fn live(&self) -> Live {
+        self.live.clone()
+    }
+
+    /// The committed state as a snapshot (what readers get).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seq: self.checkpoint,
+            assets: self.assets.clone(),
+            sweeps: self.sweeps.clone(),
+            versions: Arc::clone(&self.versions),
+        }
+    }
+
+    fn publish(&self) {
+        self.live.publish(self.snapshot());
     }
 
     /// The last stream sequence committed.
@@ -278,6 +324,8 @@ impl Store {
                     ..BatchOutcome::default()
                 },
                 staged: HashMap::default(),
+                versions: Vec::new(),
+                sweeps: HashMap::default(),
                 superseded: Vec::new(),
                 first: None,
             });
@@ -326,15 +374,23 @@ impl Store {
 
     fn append_open(&mut self, batch: &[Incoming]) -> Result<(), StoreError> {
         let Self {
-            conn, states, open, ..
+            conn,
+            assets,
+            sweeps: committed_sweeps,
+            open,
+            ..
         } = self;
         let Some(open) = open.as_mut() else {
             return Ok(());
         };
-        let outcome = &mut open.outcome;
-        let staged = &mut open.staged;
-        let superseded = &mut open.superseded;
-        let mut sweeps: Vec<(u64, &EventSummary)> = Vec::new();
+        let OpenBatch {
+            outcome,
+            staged,
+            versions,
+            sweeps: staged_sweeps,
+            superseded,
+            ..
+        } = open;
         let mut rows = rows::EventColumns::new();
         {
             let mut rejected = conn.appender("rejected")?;
@@ -352,6 +408,7 @@ impl Store {
                         continue;
                     }
                 };
+                let data = ev.data_text(&inc.payload);
                 let (key, provider, kind) = match &ev.data {
                     DataSummary::Asset { provider, kind, .. }
                     | DataSummary::Tombstone { provider, kind, .. } => (
@@ -363,13 +420,20 @@ impl Store {
                 };
                 let mut folded = None;
                 if let Some(key) = key {
-                    let prev = staged.get(key).or_else(|| states.get(key));
-                    match fold(prev, inc.seq, ev) {
+                    let prev = staged.get(key).or_else(|| assets.get(key).map(|c| &**c));
+                    match fold(prev.map(|c| &c.state), inc.seq, ev) {
                         Ok(state) => {
                             if let Some(p) = prev {
-                                superseded.push((p.version, inc.seq));
+                                superseded.push((p.state.version, inc.seq));
                             }
-                            folded = Some(state);
+                            let deleted = matches!(ev.data, DataSummary::Tombstone { .. });
+                            // A tombstone keeps the last known document (`data_seq` does too).
+                            let doc = if deleted {
+                                prev.and_then(|p| p.data.clone())
+                            } else {
+                                Some(Document::from(data))
+                            };
+                            folded = Some(Current { state, data: doc });
                         }
                         Err(e) => {
                             let rejection =
@@ -379,8 +443,12 @@ impl Store {
                             continue;
                         }
                     }
-                } else {
-                    sweeps.push((inc.seq, ev));
+                } else if let DataSummary::Sweep(s) = &ev.data {
+                    let prev = staged_sweeps
+                        .get(ev.source.as_str())
+                        .or_else(|| committed_sweeps.get(ev.source.as_str()).map(|r| &**r));
+                    let row = sweeps::next_row(prev, inc.seq, &ev.source, s);
+                    staged_sweeps.insert(Arc::from(ev.source.as_str()), row);
                 }
                 rows.push(rows::EventRow {
                     seq: inc.seq,
@@ -396,11 +464,26 @@ impl Store {
                     contenthash: ev.contenthash.as_deref(),
                     prevseq: ev.prevseq,
                     chainhash: ev.chainhash.as_deref(),
-                    data: ev.data_text(&inc.payload),
-                    state: folded.as_ref(),
+                    data,
+                    state: folded.as_ref().map(|c| &c.state),
                 });
-                if let Some(state) = folded {
-                    staged.insert(state.key.clone(), state);
+                if let Some(current) = folded {
+                    let key: Arc<str> = match staged.get_key_value(current.state.key.as_str()) {
+                        Some((k, _)) => Arc::clone(k),
+                        None => match assets.get_key_value(current.state.key.as_str()) {
+                            Some((k, _)) => Arc::clone(k),
+                            None => Arc::from(current.state.key.as_str()),
+                        },
+                    };
+                    versions.push((
+                        Arc::clone(&key),
+                        Version {
+                            seq: inc.seq,
+                            content: content_fingerprint(&current.state.contenthash),
+                            deleted: current.state.deleted_at.is_some(),
+                        },
+                    ));
+                    staged.insert(key, current);
                 }
                 outcome.applied += 1;
             }
@@ -410,11 +493,6 @@ impl Store {
             let mut events = conn.appender("events")?;
             events.append_record_batch(batch)?;
             events.flush()?;
-        }
-        for (seq, ev) in sweeps {
-            if let DataSummary::Sweep(s) = &ev.data {
-                sweeps::upsert_sweep(conn, seq, &ev.source, s)?;
-            }
         }
         Ok(())
     }
@@ -428,16 +506,22 @@ impl Store {
                 ..BatchOutcome::default()
             });
         };
-        match self.commit_open(&open) {
-            Ok(()) => {}
-            Err(e) => {
-                self.rollback();
-                return Err(e);
+        if let Err(e) = self.commit_open(&open) {
+            // `open` is already taken, so roll back here (`rollback` would see nothing open).
+            if let Err(r) = self.conn.execute_batch("ROLLBACK") {
+                debug!(error = %r, "rollback after a failed commit");
             }
+            return Err(e);
         }
         let outcome = open.outcome;
         self.checkpoint = outcome.last_seq;
-        self.states.extend(open.staged);
+        for (key, current) in open.staged {
+            self.assets.insert(key, Arc::new(current));
+        }
+        for (source, row) in open.sweeps {
+            self.sweeps.insert(source, Arc::new(row));
+        }
+        self.versions.append(open.versions);
         if let (Some(created), Some((first_seq, first_sha256))) = (self.bound, open.first) {
             self.identity = Some(StreamIdentity {
                 created,
@@ -445,6 +529,9 @@ impl Store {
                 first_sha256,
             });
         }
+        // Readers move to the new checkpoint all at once: the versions above are appended before
+        // the snapshot that covers them is published.
+        self.publish();
         if outcome.rejected > 0 {
             warn!(
                 rejected = outcome.rejected,
@@ -472,6 +559,11 @@ impl Store {
             insert.execute(["stream_created", &format_created(created)])?;
             insert.execute(["stream_first_seq", &seq.to_string()])?;
             insert.execute(["stream_first_sha256", sha256])?;
+        }
+        // Each scope swept in the batch gets its newest row (one per scope, however many sweeps
+        // of it the batch held).
+        for row in open.sweeps.values() {
+            sweeps::write(&self.conn, row)?;
         }
         self.conn.execute(
             "UPDATE checkpoint SET last_seq = ?, updated_at = ? WHERE stream = ?",
@@ -590,37 +682,74 @@ fn load_identity(conn: &Connection) -> Result<Option<StreamIdentity>, StoreError
     }
 }
 
-fn load_states(conn: &Connection) -> Result<HashMap<String, AssetState, RandomState>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT asset_key, provider, kind, native_id, name, status, source, epoch_us(first_seen), \
-         epoch_us(last_changed), epoch_us(last_seen), epoch_us(deleted_at), version, contenthash, \
-         chainhash, data_seq FROM assets",
-    )?;
+/// Every asset's committed state and last known document: one scan of the newest events (whose
+/// own `data` is the document of every asset not deleted), then the documents of deleted assets
+/// by sequence.
+fn load_assets(conn: &Connection) -> Result<OrdMap<Arc<str>, Arc<Current>>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {VERSION_COLUMNS}, CASE WHEN e.type <> 'deleted' THEN e.data END FROM events e \
+         WHERE e.asset_key IS NOT NULL AND e.next_seq IS NULL"
+    ))?;
     let rows = stmt.query_map([], |r| {
-        Ok(AssetState {
-            key: r.get(0)?,
-            provider: r.get(1)?,
-            kind: r.get(2)?,
-            native_id: r.get(3)?,
-            name: r.get(4)?,
-            status: r.get(5)?,
-            source: r.get(6)?,
-            first_seen: from_micros(r.get(7)?),
-            last_changed: from_micros(r.get(8)?),
-            last_seen: from_micros(r.get(9)?),
-            deleted_at: r.get::<_, Option<i64>>(10)?.map(from_micros),
-            version: r.get(11)?,
-            data_seq: r.get(14)?,
-            contenthash: r.get(12)?,
-            chainhash: r.get(13)?,
+        Ok(Current {
+            state: state_row(r, 0)?,
+            data: r.get::<_, Option<String>>(15)?.map(Document::from),
         })
     })?;
-    let mut out = HashMap::default();
+    let mut all = Vec::new();
     for row in rows {
-        let s = row?;
-        out.insert(s.key.clone(), s);
+        all.push(row?);
+    }
+    let kept: Vec<u64> = all
+        .iter()
+        .filter(|c| c.data.is_none())
+        .filter_map(|c| c.state.data_seq)
+        .collect();
+    let mut kept = crate::read::event_data(conn, kept)?;
+    let mut out = OrdMap::new();
+    for mut c in all {
+        if c.data.is_none() {
+            c.data = c.state.data_seq.and_then(|s| kept.remove(&s));
+        }
+        out.insert(Arc::from(c.state.key.as_str()), Arc::new(c));
     }
     Ok(out)
+}
+
+/// Every asset's versions in stream order (one scan of `events`), keyed by the same shared keys
+/// as `assets`.
+fn load_versions(
+    conn: &Connection,
+    assets: &OrdMap<Arc<str>, Arc<Current>>,
+) -> Result<VersionIndex, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT asset_key, seq, contenthash, type = 'deleted' FROM events \
+         WHERE asset_key IS NOT NULL ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut batch: Vec<(Arc<str>, Version)> = Vec::new();
+    let index = VersionIndex::default();
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        let key = match assets.get_key_value(key.as_str()) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(key),
+        };
+        let contenthash: Option<String> = r.get(2)?;
+        batch.push((
+            key,
+            Version {
+                seq: r.get(1)?,
+                content: content_fingerprint(contenthash.as_deref().unwrap_or_default()),
+                deleted: r.get(3)?,
+            },
+        ));
+        if batch.len() == 65_536 {
+            index.append(batch.drain(..));
+        }
+    }
+    index.append(batch);
+    Ok(index)
 }
 
 #[cfg(test)]
@@ -684,8 +813,10 @@ mod tests {
     }
 
     fn data_of(store: &Store, key: &str) -> serde_json::Value {
-        let conn = store.connection().unwrap();
-        crate::read::get_asset(&conn, key).unwrap().unwrap().data
+        let row = store.snapshot().get(key).unwrap();
+        row.data.map_or(serde_json::Value::Null, |d| {
+            serde_json::from_str(&d).unwrap()
+        })
     }
 
     #[test]
@@ -715,10 +846,8 @@ mod tests {
         let out = store.apply(&[upsert(5, "1", "kept")]).unwrap();
         assert_eq!(out.last_seq, 5);
         assert_eq!(data_of(&store, "aws/account/1")["name"], "kept");
+        assert!(store.snapshot().get("aws/account/3").is_none());
         let conn = store.connection().unwrap();
-        assert!(crate::read::get_asset(&conn, "aws/account/3")
-            .unwrap()
-            .is_none());
         let events: u64 = conn
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
@@ -741,14 +870,10 @@ mod tests {
         );
         let out = store.apply(&[cross, cross_tomb]).unwrap();
         assert_eq!((out.applied, out.rejected, out.last_seq), (0, 2, 3));
-        let conn = store.connection().unwrap();
-        let a = crate::read::get_asset(&conn, "aws/account/1")
-            .unwrap()
-            .unwrap();
+        let a = store.snapshot().get("aws/account/1").unwrap().state;
         assert_eq!((a.name.as_str(), a.deleted_at, a.version), ("a", None, 1));
-        assert!(crate::read::get_asset(&conn, "aws/account/2")
-            .unwrap()
-            .is_none());
+        assert!(store.snapshot().get("aws/account/2").is_none());
+        let conn = store.connection().unwrap();
         let rejected = crate::read::list_rejected(&conn, 0, 10, None).unwrap();
         assert_eq!(rejected.len(), 2);
         assert!(rejected
@@ -780,6 +905,8 @@ mod tests {
         // States survive a reopen (data_seq is stored).
         let conn = store.connection().unwrap();
         let reopened = Store::init(conn).unwrap();
-        assert_eq!(reopened.states["aws/account/2"].data_seq, Some(4));
+        assert_eq!(reopened.assets["aws/account/2"].state.data_seq, Some(4));
+        assert_eq!(reopened.assets, store.assets);
+        assert_eq!(reopened.sweeps, store.sweeps);
     }
 }

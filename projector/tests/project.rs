@@ -137,23 +137,22 @@ async fn folds_the_stream_and_rejects_garbage_without_stopping() {
     let store = project_all(&stream, Store::open(&dir.path().join("db.duckdb")).unwrap()).await;
     assert_eq!(store.checkpoint(), last);
     let conn = store.connection().unwrap();
-    let live = read::list_assets(
-        &conn,
-        &read::AssetQuery {
-            limit: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let snap = store.snapshot();
+    let live = snap.list(&read::AssetQuery {
+        limit: 10,
+        ..Default::default()
+    });
+    let doc = |row: &read::AssetRow| -> serde_json::Value {
+        serde_json::from_str(row.data.as_deref().unwrap()).unwrap()
+    };
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].name, "a2");
-    assert_eq!(live[0].data["name"], "a2");
-    let gone = read::get_asset(&conn, "aws/account/222222222222")
-        .unwrap()
-        .unwrap();
-    assert!(gone.deleted_at.is_some());
+    assert_eq!(live[0].state.name, "a2");
+    assert_eq!(doc(&live[0])["name"], "a2");
+    let gone = snap.get("aws/account/222222222222").unwrap();
+    assert!(gone.state.deleted_at.is_some());
     assert_eq!(
-        gone.data["name"], "b",
+        doc(&gone)["name"],
+        "b",
         "last known state kept after deletion"
     );
     assert_eq!(

@@ -132,7 +132,7 @@ async fn main() {
     let requests = env("BENCH_REQUESTS", 200);
     let dir = tempfile::tempdir().unwrap();
     let (store, base) = build(dir.path(), events, assets);
-    let pool = ReadPool::new(store.connection().unwrap());
+    let pool = ReadPool::new(&store).unwrap();
     let (_tx, rx) = watch::channel(Status {
         caught_up: true,
         applied_seq: events,

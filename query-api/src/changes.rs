@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use inventory_projector::history::{self, ChangeQuery, DiffKind, VersionRow};
+use inventory_projector::history::{self, ChangeQuery, DiffKind, Point, VersionRow};
 use inventory_projector::read::{self, AssetQuery};
 use inventory_schemas::AssetKey;
 use tokio::sync::{mpsc, oneshot};
@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use crate::cursor;
 use crate::model::{
     AssetDoc, ChangeDoc, ChangePage, ChangeType, DiffChange, DiffCountsDoc, DiffItem, DiffPage,
-    FeedEnd, FeedEvent, RejectReasonCode, RejectedDoc, RejectedPage,
+    Document, FeedEnd, FeedEvent, RejectReasonCode, RejectedDoc, RejectedPage,
 };
 use crate::patch::asset_patch;
 use crate::problem::{ErrorCode, ServiceError};
@@ -150,7 +150,7 @@ pub async fn history(
     let before = parse_seq_cursor(cursor)?;
     let rows = state
         .pool
-        .run(move |conn| history::history(conn, &k, before, limit + 1))
+        .run_at(move |conn, snap| history::history(conn, snap, &k, before, limit + 1))
         .await
         .map_err(|e| read_failed(&e))?;
     if rows.is_empty() && before.is_none() {
@@ -189,18 +189,19 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
     };
     let rows = state
         .pool
-        .run(move |conn| {
-            let since = match since.map(|s| resolve_point(conn, "since", s)).transpose() {
+        .run_at(move |conn, snap| {
+            let point = |name, p: Option<Point>| p.map(|p| resolve_point(conn, snap, name, p));
+            let since = match point("since", since).transpose() {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(e)),
             };
-            let until = match until.map(|u| resolve_point(conn, "until", u)).transpose() {
+            let until = match point("until", until).transpose() {
                 Ok(u) => u,
                 Err(e) => return Ok(Err(e)),
             };
             q.after = since.unwrap_or(0).max(cursor.unwrap_or(0));
             q.until = until;
-            Ok(Ok(history::changes(conn, &q)?))
+            Ok(Ok(history::changes(conn, snap, &q)?))
         })
         .await
         .map_err(|e| read_failed(&e))?
@@ -242,14 +243,14 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
     };
     let (from_seq, to_seq, mut rows, counts) = state
         .pool
-        .run(move |conn| {
-            let points = resolve_point(conn, "from", from)
-                .and_then(|f| resolve_point(conn, "to", to).map(|t| (f, t)));
+        .run_at(move |conn, snap| {
+            let points = resolve_point(conn, snap, "from", from)
+                .and_then(|f| resolve_point(conn, snap, "to", to).map(|t| (f, t)));
             let (f, t) = match points {
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
-            let (rows, counts) = history::diff(conn, &q, f, t)?;
+            let (rows, counts) = history::diff(conn, snap, &q, f, t)?;
             Ok(Ok((f, t, rows, counts)))
         })
         .await
@@ -266,7 +267,10 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
         .into_iter()
         .map(|r| {
             let patch = match (&r.kind, &r.from, &r.to) {
-                (DiffKind::Changed, Some(a), Some(b)) => Some(asset_patch(&a.data, &b.data)),
+                (DiffKind::Changed, Some(a), Some(b)) => Some(asset_patch(
+                    &Document(a.data.clone()).value(),
+                    &Document(b.data.clone()).value(),
+                )),
                 _ => None,
             };
             DiffItem {
@@ -329,7 +333,7 @@ pub async fn feed_start(
         None => state.status.borrow().applied_seq,
         Some(p) => state
             .pool
-            .run(move |conn| Ok(resolve_point(conn, "since", p)))
+            .run_at(move |conn, snap| Ok(resolve_point(conn, snap, "since", p)))
             .await
             .map_err(|e| read_failed(&e))?
             .map_err(PointError::into_service)?,
@@ -415,8 +419,12 @@ async fn produce(
             let mut q = filters.clone();
             q.after = after;
             q.until = Some(applied);
-            let rows = match state.pool.run(move |conn| history::changes(conn, &q)).await {
-                Ok(rows) => rows,
+            let read = state
+                .pool
+                .run_at(move |conn, snap| Ok((history::changes(conn, snap, &q)?, snap.seq())))
+                .await;
+            let (rows, read_upto) = match read {
+                Ok(read) => read,
                 Err(e) => {
                     tracing::error!(error = %e, "change feed cannot read the read model");
                     return end("the server cannot read its read model", sent);
@@ -450,8 +458,8 @@ async fn produce(
                 }
             }
             if !full {
-                // Everything up to `applied` that matched was sent.
-                after = applied;
+                // Everything up to what was read that matched was sent.
+                after = applied.min(read_upto).max(after);
             }
             continue;
         }

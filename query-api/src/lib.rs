@@ -17,6 +17,7 @@ pub mod auth;
 pub mod changes;
 pub mod cursor;
 pub mod declare;
+pub mod fast_json;
 mod http;
 pub mod metrics;
 pub mod model;

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use inventory_projector::read::{AssetRow, SweepRow};
 use poem_openapi::{Enum, Object};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One asset of the current view.
-#[derive(Debug, Clone, PartialEq, Object)]
+///
+/// Also `serde::Serialize`, for [`crate::fast_json::FastJson`]: the same JSON as poem-openapi's
+/// `ToJSON` writes (tested), without building a `serde_json::Value` of every document first.
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
 pub struct AssetDoc {
     /// `<provider>/<kind>/<native id>`; the native id may contain `/`.
     pub key: String,
@@ -32,12 +36,16 @@ pub struct AssetDoc {
     /// CloudEvents source of the newest event (`/collectors/aws/o-abc`, `/api`, `/file/x`).
     pub source: String,
     /// When the asset was first observed.
+    #[serde(serialize_with = "rfc3339")]
     pub first_seen: DateTime<Utc>,
     /// When its content last changed.
+    #[serde(serialize_with = "rfc3339")]
     pub last_changed: DateTime<Utc>,
     /// Newest of: its newest event, its collector's newest complete sweep.
+    #[serde(serialize_with = "rfc3339")]
     pub last_seen: DateTime<Utc>,
     /// When a complete sweep last found it absent; null while it exists.
+    #[serde(serialize_with = "rfc3339_opt")]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Stream sequence of the asset's newest event.
     pub version: u64,
@@ -46,57 +54,169 @@ pub struct AssetDoc {
     /// Per-asset hash chain value of the newest event.
     pub chainhash: String,
     /// The full normalised document of the last known state, including `raw` and `provenance`.
-    pub data: Value,
+    pub data: Document,
+}
+
+/// Times as poem-openapi writes them (`DateTime::to_rfc3339`), so both writers agree.
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339())
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A JSON document as the event carried it (text validated when the event was decoded), written
+/// out verbatim by [`Serialize`] and parsed only for `ToJSON`; `null` when absent.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Document(pub Option<inventory_projector::current::Document>);
+
+impl Document {
+    /// The document as a JSON value (`null` when absent).
+    pub fn value(&self) -> Value {
+        self.0
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Borrowing the text as a raw value checks it once more (a scan without allocation);
+        // what fails that check is written as null, as `ToJSON` would.
+        match self
+            .0
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<&serde_json::value::RawValue>(t).ok())
+        {
+            Some(raw) => raw.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl poem_openapi::types::Type for Document {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "any".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <Value as poem_openapi::types::Type>::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl poem_openapi::types::ToJSON for Document {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.value())
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for Document {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        Ok(Self(match value {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.to_string().into()),
+        }))
+    }
+}
+
+/// The members of an asset document that [`AssetDoc`] lifts out, read without building the rest
+/// of the document (its `raw` member is skipped unparsed). A member of an unexpected shape is
+/// left out, as is a non-string element of `org_path` or value of `labels`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Facets {
+    org_path: Lenient<Vec<Lenient<String>>>,
+    labels: Lenient<BTreeMap<String, Lenient<String>>>,
+    url: Lenient<String>,
+}
+
+/// A value of the expected type, or anything else (ignored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Is(T),
+    Other(serde::de::IgnoredAny),
+}
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self::Other(serde::de::IgnoredAny)
+    }
+}
+
+impl<T> Lenient<T> {
+    fn get(self) -> Option<T> {
+        match self {
+            Self::Is(v) => Some(v),
+            Self::Other(_) => None,
+        }
+    }
 }
 
 impl From<AssetRow> for AssetDoc {
     fn from(r: AssetRow) -> Self {
-        let org_path = r
+        let facets: Facets = r
             .data
-            .get("org_path")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
-        let labels = r
-            .data
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let url = r.data.get("url").and_then(Value::as_str).map(str::to_owned);
+        let s = r.state;
         Self {
-            key: r.key,
-            provider: r.provider,
-            kind: r.kind,
-            id: r.native_id,
-            name: r.name,
-            status: r.status,
-            org_path,
-            labels,
-            url,
-            source: r.source,
-            first_seen: r.first_seen,
-            last_changed: r.last_changed,
+            org_path: facets
+                .org_path
+                .get()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(Lenient::get)
+                .collect(),
+            labels: facets
+                .labels
+                .get()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| v.get().map(|v| (k, v)))
+                .collect(),
+            url: facets.url.get(),
+            key: s.key,
+            provider: s.provider,
+            kind: s.kind,
+            id: s.native_id,
+            name: s.name,
+            status: s.status,
+            source: s.source,
+            first_seen: s.first_seen,
+            last_changed: s.last_changed,
             last_seen: r.last_seen,
-            deleted_at: r.deleted_at,
-            version: r.version,
-            contenthash: r.contenthash,
-            chainhash: r.chainhash,
-            data: r.data,
+            deleted_at: s.deleted_at,
+            version: s.version,
+            contenthash: s.contenthash,
+            chainhash: s.chainhash,
+            data: Document(r.data),
         }
     }
 }
 
 /// A page of assets, ordered by key.
-#[derive(Debug, Clone, PartialEq, Object)]
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
 pub struct AssetPage {
     pub items: Vec<AssetDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.

@@ -96,7 +96,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         }
         r => r?,
     };
-    let pool = ReadPool::new(store.connection()?);
+    let pool = ReadPool::new(&store)?;
 
     let acceptor = TcpListener::bind(cfg.listen)
         .into_acceptor()
@@ -318,7 +318,7 @@ async fn rebuild(p: &Projection) -> Result<Option<Store>, ApiError> {
             ..Status::default()
         }
     });
-    p.pool.switch_to(store.connection()?)?;
+    p.pool.switch_to(&store)?;
     info!(db = %p.db_path.display(), applied_seq = caught_up, "read model rebuilt from the current stream; readers switched to it");
     Ok(Some(store))
 }

@@ -2,12 +2,14 @@
 //! pages. Handlers in [`crate::api`] only translate HTTP to these calls.
 
 use chrono::Utc;
+use inventory_projector::current::Snapshot;
 use inventory_projector::history::{self, Point};
-use inventory_projector::read::{self, AssetQuery};
+use inventory_projector::read::{AssetQuery, AssetRow};
 use inventory_projector::Status;
 use inventory_schemas::AssetKey;
 
 use crate::cursor;
+use crate::fast_json::FastJson;
 use crate::model::{
     AccountProvider, AssetDoc, AssetPage, CollectorDoc, CollectorList, MonitoringKind, Readiness,
     StatusFilter,
@@ -160,14 +162,15 @@ impl PointError {
     }
 }
 
-/// Resolves a point to a stream sequence the read model holds.
+/// Resolves a point to a stream sequence the snapshot covers.
 pub(crate) fn resolve_point(
     conn: &inventory_projector::Connection,
+    snap: &Snapshot,
     param: &'static str,
     point: Point,
 ) -> Result<u64, PointError> {
     let seq = history::resolve(conn, point)?;
-    let applied = read::checkpoint(conn)?;
+    let applied = snap.seq();
     if seq > applied {
         return Err(PointError::Beyond {
             param,
@@ -179,56 +182,88 @@ pub(crate) fn resolve_point(
 }
 
 /// Fetches one page: the union of `queries` (each ordered by key), merged, `limit` items, of
-/// the current view or (`at`) the view at a point of the stream.
-/// One more row than the limit is read to know whether a next page exists.
+/// the current view or (`at`) the view at a point of the stream; and the checkpoint it was read
+/// at. One more row than the limit is read to know whether a next page exists.
 async fn page(
     state: &AppState,
     queries: Vec<AssetQuery>,
     limit: u32,
     at: Option<Point>,
-) -> Result<AssetPage, ServiceError> {
-    let (rows, as_of_seq) = state
-        .pool
-        .run(move |conn| {
-            let at = match at {
-                Some(p) => match resolve_point(conn, "as_of", p) {
-                    Ok(seq) => Some(seq),
-                    Err(e) => return Ok(Err(e)),
-                },
-                None => None,
-            };
-            let mut all = Vec::new();
-            for mut q in queries {
-                q.limit = limit + 1;
-                all.extend(match at {
-                    Some(seq) => history::list_assets_at(conn, &q, seq)?,
-                    None => read::list_assets(conn, &q)?,
-                });
-            }
-            Ok(Ok((all, at)))
+) -> Result<FastJson<AssetPage>, ServiceError> {
+    let queries: Vec<AssetQuery> = queries
+        .into_iter()
+        .map(|q| AssetQuery {
+            limit: limit + 1,
+            ..q
         })
-        .await
-        .map_err(|e| ServiceError::internal("reading the read model", &e))?
-        .map_err(PointError::into_service)?;
+        .collect();
+    let (rows, as_of_seq, seq) = match at {
+        // The current view is in memory: a page costs O(limit · log n), answered inline, unless
+        // a filter on status or name may have to walk the whole estate (then off the executor).
+        None => {
+            let snap = state.pool.snapshot();
+            let scan = queries_scan(&queries);
+            let list = move || {
+                let rows: Vec<AssetRow> = queries.iter().flat_map(|q| snap.list(q)).collect();
+                (rows, None, snap.seq())
+            };
+            if scan {
+                tokio::task::spawn_blocking(list)
+                    .await
+                    .map_err(|e| ServiceError::internal("reading the read model", &e))?
+            } else {
+                list()
+            }
+        }
+        Some(p) => state
+            .pool
+            .run_at(move |conn, snap| {
+                let seq = match resolve_point(conn, snap, "as_of", p) {
+                    Ok(seq) => seq,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut all = Vec::new();
+                for q in &queries {
+                    all.extend(history::list_assets_at(conn, snap, q, seq)?);
+                }
+                Ok(Ok((all, Some(seq), snap.seq())))
+            })
+            .await
+            .map_err(|e| ServiceError::internal("reading the read model", &e))?
+            .map_err(PointError::into_service)?,
+    };
     let mut rows = rows;
-    rows.sort_by(|a, b| a.key.cmp(&b.key));
-    rows.dedup_by(|a, b| a.key == b.key);
+    rows.sort_by(|a, b| a.key().cmp(b.key()));
+    rows.dedup_by(|a, b| a.key() == b.key());
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if more {
-        rows.last().map(|r| cursor::encode(&r.key))
+        rows.last().map(|r| cursor::encode(r.key()))
     } else {
         None
     };
-    Ok(AssetPage {
-        items: rows.into_iter().map(AssetDoc::from).collect(),
-        next_cursor,
-        as_of_seq,
+    Ok(FastJson {
+        body: AssetPage {
+            items: rows.into_iter().map(AssetDoc::from).collect(),
+            next_cursor,
+            as_of_seq,
+        },
+        seq,
     })
 }
 
+/// Whether a listing of the current view may walk the whole estate (a filter on state).
+fn queries_scan(queries: &[AssetQuery]) -> bool {
+    queries
+        .iter()
+        .any(|q| q.status.is_some() || q.name_contains.is_some())
+}
+
 /// `GET /api/v1/assets`.
-pub async fn list_assets(state: &AppState, p: ListParams) -> Result<AssetPage, ServiceError> {
+pub async fn list_assets(
+    state: &AppState,
+    p: ListParams,
+) -> Result<FastJson<AssetPage>, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
     let at = parse_point("as_of", p.as_of)?;
@@ -256,7 +291,7 @@ pub async fn list_accounts(
     state: &AppState,
     provider: Option<AccountProvider>,
     p: ListParams,
-) -> Result<AssetPage, ServiceError> {
+) -> Result<FastJson<AssetPage>, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
     let at = parse_point("as_of", p.as_of)?;
@@ -281,7 +316,7 @@ pub async fn list_monitoring(
     state: &AppState,
     kind: Option<MonitoringKind>,
     p: ListParams,
-) -> Result<AssetPage, ServiceError> {
+) -> Result<FastJson<AssetPage>, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let after = parse_cursor(p.cursor)?;
     let at = parse_point("as_of", p.as_of)?;
@@ -306,7 +341,7 @@ pub async fn get_asset(
     state: &AppState,
     key: String,
     as_of: Option<String>,
-) -> Result<AssetDoc, ServiceError> {
+) -> Result<FastJson<AssetDoc>, ServiceError> {
     let at = parse_point("as_of", as_of)?;
     let parsed = AssetKey::parse(&key).map_err(|_| {
         ServiceError::invalid_parameter(
@@ -318,21 +353,24 @@ pub async fn get_asset(
         )
     })?;
     let k = parsed.to_string();
-    let row = state
-        .pool
-        .run(move |conn| {
-            Ok(match at {
-                None => Ok(read::get_asset(conn, &k)?),
-                Some(p) => match resolve_point(conn, "as_of", p) {
-                    Ok(seq) => Ok(history::get_asset_at(conn, &k, seq)?),
+    let (row, seq) = match at {
+        None => {
+            let snap = state.pool.snapshot();
+            (snap.get(&k), snap.seq())
+        }
+        Some(p) => state
+            .pool
+            .run_at(move |conn, snap| {
+                Ok(match resolve_point(conn, snap, "as_of", p) {
+                    Ok(at) => Ok((history::get_asset_at(conn, snap, &k, at)?, snap.seq())),
                     Err(e) => Err(e),
-                },
+                })
             })
-        })
-        .await
-        .map_err(|e| ServiceError::internal("reading the read model", &e))?
-        .map_err(PointError::into_service)?;
-    row.map(AssetDoc::from).ok_or_else(|| {
+            .await
+            .map_err(|e| ServiceError::internal("reading the read model", &e))?
+            .map_err(PointError::into_service)?,
+    };
+    let row = row.ok_or_else(|| {
         ServiceError::new(
             ErrorCode::NotFound,
             match at {
@@ -343,16 +381,16 @@ pub async fn get_asset(
                 ),
             },
         )
+    })?;
+    Ok(FastJson {
+        body: AssetDoc::from(row),
+        seq,
     })
 }
 
 /// `GET /api/v1/collectors`.
 pub async fn collectors(state: &AppState) -> Result<CollectorList, ServiceError> {
-    let rows = state
-        .pool
-        .run(read::list_sweeps)
-        .await
-        .map_err(|e| ServiceError::internal("reading the sweeps", &e))?;
+    let rows = state.pool.snapshot().sweeps();
     let now = Utc::now();
     let stale_after =
         chrono::Duration::from_std(state.sweep_interval * 2).unwrap_or(chrono::Duration::MAX);

@@ -197,16 +197,16 @@ async fn an_asset_and_its_full_document() {
         "nested",
         AssetStatus::Active,
     );
-    f.put(&nested);
+    let last = f.put(&nested);
     let client = f.client();
 
-    let (status, ct, body) = json(
-        client
-            .get("/api/v1/assets/aws%2Faccount%2F123456789012")
-            .send()
-            .await,
-    )
-    .await;
+    let resp = client
+        .get("/api/v1/assets/aws%2Faccount%2F123456789012")
+        .send()
+        .await;
+    // The answer names the committed checkpoint it was read at.
+    resp.assert_header("Inventory-Seq", last.to_string());
+    let (status, ct, body) = json(resp).await;
     assert_eq!(status, 200, "{body}");
     assert!(ct.starts_with("application/json"), "{ct}");
     assert_eq!(body["key"], "aws/account/123456789012");

@@ -1,53 +1,67 @@
-//! The `sweeps` table: the newest sweep of every collector scope (freshness).
+//! The `sweeps` table: the newest sweep of every collector scope (freshness). The store keeps
+//! the committed rows in memory, so the next row is computed without reading the table back.
 
-use duckdb::{params, OptionalExt};
+use duckdb::params;
 use inventory_schemas::{SweepCompleted, SweepStatus};
 
-use super::{from_micros, ts};
+use super::ts;
+use crate::read::SweepRow;
 use crate::StoreError;
 
-/// Replaces the scope's row with this sweep, keeping the newest `ok` time and counting runs.
-pub(super) fn upsert_sweep(
-    conn: &duckdb::Connection,
+/// The scope's row after sweep `s` (stream sequence `seq`) given its previous row: the newest
+/// sweep, keeping the newest `ok` time and counting runs.
+pub(super) fn next_row(
+    prev: Option<&SweepRow>,
     seq: u64,
     source: &str,
     s: &SweepCompleted,
-) -> Result<(), StoreError> {
-    let prev: Option<(Option<i64>, u64)> = conn
-        .query_row(
-            "SELECT epoch_us(last_ok_at), runs FROM sweeps WHERE source = ?",
-            [source],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (prev_ok, runs) = prev.unwrap_or((None, 0));
-    let last_ok = if s.status == SweepStatus::Ok {
-        Some(ts(s.finished_at))
+) -> SweepRow {
+    let last_ok_at = if s.status == SweepStatus::Ok {
+        Some(s.finished_at)
     } else {
-        prev_ok.map(|us| ts(from_micros(us)))
+        prev.and_then(|p| p.last_ok_at)
     };
-    conn.execute("DELETE FROM sweeps WHERE source = ?", [source])?;
+    SweepRow {
+        source: source.to_owned(),
+        collector: s.collector.clone(),
+        provider: s.provider.clone(),
+        scope: s.scope.clone(),
+        status: s.status.as_str().to_owned(),
+        seq,
+        started_at: s.started_at,
+        finished_at: s.finished_at,
+        duration_ms: s.duration_ms,
+        counts: s.counts,
+        error: s.error.clone(),
+        last_ok_at,
+        runs: prev.map_or(0, |p| p.runs) + 1,
+    }
+}
+
+/// Replaces the scope's row.
+pub(super) fn write(conn: &duckdb::Connection, row: &SweepRow) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM sweeps WHERE source = ?", [&row.source])?;
     conn.execute(
         "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
-            source,
-            s.collector,
-            s.provider,
-            s.scope,
-            s.status.as_str(),
-            seq,
-            ts(s.started_at),
-            ts(s.finished_at),
-            s.duration_ms,
-            s.counts.seen,
-            s.counts.discovered,
-            s.counts.changed,
-            s.counts.deleted,
-            s.counts.unchanged,
-            s.counts.deletions_withheld,
-            s.error,
-            last_ok,
-            runs + 1,
+            row.source,
+            row.collector,
+            row.provider,
+            row.scope,
+            row.status,
+            row.seq,
+            ts(row.started_at),
+            ts(row.finished_at),
+            row.duration_ms,
+            row.counts.seen,
+            row.counts.discovered,
+            row.counts.changed,
+            row.counts.deleted,
+            row.counts.unchanged,
+            row.counts.deletions_withheld,
+            row.error,
+            row.last_ok_at.map(ts),
+            row.runs,
         ],
     )?;
     Ok(())

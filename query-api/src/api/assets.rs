@@ -1,11 +1,11 @@
 //! `GET /api/v1/assets`, `GET /api/v1/assets/{key}` and `GET /api/v1/accounts`.
 
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 
 use super::ApiTags;
 use crate::auth::OptionalBearer;
+use crate::fast_json::FastJson;
 use crate::model::{AccountProvider, AssetDoc, AssetPage, StatusFilter};
 use crate::problem_responses;
 use crate::service::{self, ListParams};
@@ -72,7 +72,7 @@ impl AssetsApi {
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
         as_of: Query<Option<String>>,
-    ) -> Result<Json<AssetPage>, ListError> {
+    ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             provider: provider.0,
@@ -84,7 +84,7 @@ impl AssetsApi {
             cursor: cursor.0,
             as_of: as_of.0,
         };
-        Ok(Json(service::list_assets(&self.state, params).await?))
+        Ok(service::list_assets(&self.state, params).await?)
     }
 
     /// Get one asset
@@ -101,9 +101,9 @@ impl AssetsApi {
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
         as_of: Query<Option<String>>,
-    ) -> Result<Json<AssetDoc>, GetAssetError> {
+    ) -> Result<FastJson<AssetDoc>, GetAssetError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(Json(service::get_asset(&self.state, key.0, as_of.0).await?))
+        Ok(service::get_asset(&self.state, key.0, as_of.0).await?)
     }
 }
 
@@ -139,7 +139,7 @@ impl AccountsApi {
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
         as_of: Query<Option<String>>,
-    ) -> Result<Json<AssetPage>, ListError> {
+    ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
@@ -148,8 +148,6 @@ impl AccountsApi {
             as_of: as_of.0,
             ..ListParams::default()
         };
-        Ok(Json(
-            service::list_accounts(&self.state, provider.0, params).await?,
-        ))
+        Ok(service::list_accounts(&self.state, provider.0, params).await?)
     }
 }

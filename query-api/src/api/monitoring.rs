@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::auth::{BearerToken, OptionalBearer};
+use crate::fast_json::FastJson;
 use crate::model::{
     AssetPage, DeclareMonitoring, DeclareOutcome, Declared, MonitoringKind, StatusFilter,
 };
@@ -81,7 +82,7 @@ impl MonitoringApi {
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
         as_of: Query<Option<String>>,
-    ) -> Result<Json<AssetPage>, ListError> {
+    ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
@@ -90,9 +91,7 @@ impl MonitoringApi {
             as_of: as_of.0,
             ..ListParams::default()
         };
-        Ok(Json(
-            service::list_monitoring(&self.state, kind.0, params).await?,
-        ))
+        Ok(service::list_monitoring(&self.state, kind.0, params).await?)
     }
 
     /// Declare a monitoring endpoint

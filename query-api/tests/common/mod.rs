@@ -62,7 +62,7 @@ impl Fixture {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("api.duckdb")).unwrap();
-        let pool = ReadPool::new(store.connection().unwrap());
+        let pool = ReadPool::new(&store).unwrap();
         let (status_tx, status_rx) = watch::channel(Status {
             caught_up: true,
             ..Status::default()

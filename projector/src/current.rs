@@ -1,0 +1,280 @@
+//! The read model's in-memory half (issue 10): the current view and an index of every asset's
+//! versions, so that everyday reads cost what their answer costs, not what the history costs.
+//!
+//! - [`Snapshot`]: the state at one committed checkpoint — every asset's folded state with its
+//!   last known document, every collector scope's newest sweep, and (through the append-only
+//!   [`VersionIndex`]) every asset's versions up to that checkpoint. The store publishes a new
+//!   one after each committed batch ([`Live`]); a reader holds one for a whole request, so it never
+//!   sees half a batch, and says which checkpoint it answered at ([`Snapshot::seq`]).
+//! - Snapshots share structure ([`imbl::OrdMap`]): publishing one costs O(1), a batch's updates
+//!   O(changed assets · log n), and a snapshot a reader still holds is never modified.
+//! - DuckDB stays the store of history and the analysts' file: past views take their versions
+//!   from the index and their rows and documents from `events` by sequence.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use chrono::{DateTime, Utc};
+use foldhash::fast::RandomState;
+use imbl::OrdMap;
+
+use crate::fold::AssetState;
+use crate::read::{AssetQuery, AssetRow, SweepRow};
+
+/// An asset document (JSON text, exactly as the event carried it; validated when decoded).
+pub type Document = Arc<str>;
+
+/// An asset as it stands: its folded state and its last known document (`None` for an asset
+/// known only from a tombstone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Current {
+    pub state: AssetState,
+    pub data: Option<Document>,
+}
+
+/// One event of an asset, as the version index keeps it (24 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// Stream sequence of the event.
+    pub seq: u64,
+    /// The first 64 bits of the event's content hash (see [`content_fingerprint`]).
+    pub content: u64,
+    /// A tombstone (`deleted`).
+    pub deleted: bool,
+}
+
+/// The first 64 bits of a content hash: a SHA-256 in hex (optionally `sha256:`-prefixed) gives
+/// its first 16 hex digits; anything else a keyed hash of the whole text. Two versions with the
+/// same fingerprint are taken to have the same content (a chance of 2⁻⁶⁴ per pair otherwise).
+pub fn content_fingerprint(contenthash: &str) -> u64 {
+    let hex = contenthash.strip_prefix("sha256:").unwrap_or(contenthash);
+    match hex.get(..16).map(|h| u64::from_str_radix(h, 16)) {
+        Some(Ok(v)) if hex.len() == 64 => v,
+        _ => {
+            use std::hash::BuildHasher;
+            foldhash::fast::FixedState::with_seed(0x6173_7365_7469_6e76).hash_one(contenthash)
+        }
+    }
+}
+
+/// Every asset's versions in stream order. Append-only: the writer appends a committed batch's
+/// versions before publishing the snapshot that covers them, so a reader that looks only at
+/// versions up to its snapshot's sequence sees exactly that checkpoint.
+#[derive(Debug, Default)]
+pub struct VersionIndex {
+    by_key: RwLock<HashMap<Arc<str>, Vec<Version>, RandomState>>,
+}
+
+/// A read-locked [`VersionIndex`], limited to one snapshot's sequence.
+pub struct Versions<'a> {
+    seq: u64,
+    guard: RwLockReadGuard<'a, HashMap<Arc<str>, Vec<Version>, RandomState>>,
+}
+
+impl Versions<'_> {
+    /// The asset's versions up to the snapshot, oldest first (empty: unknown).
+    pub fn of(&self, key: &str) -> &[Version] {
+        let all = self.guard.get(key).map_or(&[][..], Vec::as_slice);
+        &all[..all.partition_point(|v| v.seq <= self.seq)]
+    }
+
+    /// The asset's version at stream sequence `at` (its newest event at or before it).
+    pub fn at(&self, key: &str, at: u64) -> Option<Version> {
+        let all = self.of(key);
+        all[..all.partition_point(|v| v.seq <= at)].last().copied()
+    }
+
+    /// The asset's event before the one at `seq`, if any.
+    pub fn before(&self, key: &str, seq: u64) -> Option<Version> {
+        let all = self.of(key);
+        let i = all.partition_point(|v| v.seq < seq);
+        i.checked_sub(1).map(|i| all[i])
+    }
+}
+
+impl VersionIndex {
+    /// Appends committed versions (in stream order).
+    pub(crate) fn append(&self, versions: impl IntoIterator<Item = (Arc<str>, Version)>) {
+        let mut map = match self.by_key.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (key, v) in versions {
+            map.entry(key).or_default().push(v);
+        }
+    }
+
+    fn read(&self, seq: u64) -> Versions<'_> {
+        Versions {
+            seq,
+            guard: match self.by_key.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            },
+        }
+    }
+
+    /// Number of versions held (all keys).
+    pub fn len(&self) -> usize {
+        self.read(u64::MAX).guard.values().map(Vec::len).sum()
+    }
+
+    /// Whether no version is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The read model at one committed checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub(crate) seq: u64,
+    pub(crate) assets: OrdMap<Arc<str>, Arc<Current>>,
+    pub(crate) sweeps: OrdMap<Arc<str>, Arc<SweepRow>>,
+    pub(crate) versions: Arc<VersionIndex>,
+}
+
+/// Where the store publishes each committed snapshot and readers take the newest one.
+#[derive(Debug, Clone, Default)]
+pub struct Live(Arc<RwLock<Arc<Snapshot>>>);
+
+impl Live {
+    /// The newest committed snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.0.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub(crate) fn publish(&self, snapshot: Snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.0.write() {
+            Ok(mut s) => *s = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The stream sequence of the checkpoint this snapshot is (0: nothing applied).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Number of assets ever recorded (deleted ones included).
+    pub fn asset_count(&self) -> usize {
+        self.assets.len()
+    }
+
+    /// The versions index as of this snapshot, read-locked for the caller's walk.
+    pub fn versions(&self) -> Versions<'_> {
+        self.versions.read(self.seq)
+    }
+
+    /// The asset with this key (deleted ones included).
+    pub fn get(&self, key: &str) -> Option<AssetRow> {
+        self.assets.get(key).map(|c| self.row(c))
+    }
+
+    /// The current assets matching `q`, ordered by key, at most `q.limit`.
+    pub fn list(&self, q: &AssetQuery) -> Vec<AssetRow> {
+        let matches = q.matcher();
+        self.keys(q)
+            .filter(|(_, c)| matches(&c.state))
+            .map(|(_, c)| self.row(c))
+            .take(q.limit as usize)
+            .collect()
+    }
+
+    /// Assets in key order after `q.after`, of `q`'s provider and kinds (other filters are the
+    /// caller's).
+    pub fn keys<'a>(
+        &'a self,
+        q: &'a AssetQuery,
+    ) -> impl Iterator<Item = (&'a Arc<str>, &'a Arc<Current>)> + 'a {
+        let prefix = q.provider.as_ref().map(|p| format!("{p}/"));
+        let lower = match (&q.after, &prefix) {
+            (Some(after), Some(p)) if after.as_str() < p.as_str() => Bound::Included(p.clone()),
+            (Some(after), _) => Bound::Excluded(after.clone()),
+            (None, Some(p)) => Bound::Included(p.clone()),
+            (None, None) => Bound::Unbounded,
+        };
+        let range = match &lower {
+            Bound::Included(k) => self
+                .assets
+                .range::<_, str>((Bound::Included(k.as_str()), Bound::Unbounded)),
+            Bound::Excluded(k) => self
+                .assets
+                .range::<_, str>((Bound::Excluded(k.as_str()), Bound::Unbounded)),
+            Bound::Unbounded => self.assets.range::<_, str>(..),
+        };
+        range
+            .take_while(move |(k, _)| prefix.as_ref().is_none_or(|p| k.starts_with(p.as_str())))
+            .filter(move |(_, c)| q.kinds.is_empty() || q.kinds.contains(&c.state.kind))
+    }
+
+    /// Every collector scope's newest sweep, by source.
+    pub fn sweeps(&self) -> Vec<SweepRow> {
+        self.sweeps.values().map(|s| (**s).clone()).collect()
+    }
+
+    /// The newest time a complete sweep of `source` finished, if any.
+    pub fn last_ok(&self, source: &str) -> Option<DateTime<Utc>> {
+        self.sweeps.get(source).and_then(|s| s.last_ok_at)
+    }
+
+    /// A current asset as the API shows it: `last_seen` is the newest of its newest event and
+    /// its collector's newest complete sweep (while it exists).
+    fn row(&self, c: &Current) -> AssetRow {
+        let s = &c.state;
+        let last_seen = match self.last_ok(&s.source) {
+            Some(ok) if s.deleted_at.is_none() && ok > s.last_seen => ok,
+            _ => s.last_seen,
+        };
+        AssetRow {
+            state: s.clone(),
+            last_seen,
+            data: c.data.clone(),
+        }
+    }
+}
+
+/// Whether `haystack`, lowercased, contains `needle` (already lowercase), without allocating for
+/// ASCII names.
+pub(crate) fn contains_lowercase(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        n.is_empty()
+            || h.windows(n.len())
+                .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    } else {
+        haystack.to_lowercase().contains(needle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_take_the_hash_prefix_and_hash_anything_else() {
+        let h = "0123456789abcdef".repeat(4);
+        assert_eq!(content_fingerprint(&h), 0x0123_4567_89ab_cdef);
+        assert_eq!(
+            content_fingerprint(&format!("sha256:{h}")),
+            0x0123_4567_89ab_cdef
+        );
+        assert_ne!(content_fingerprint("x"), content_fingerprint("y"));
+        assert_eq!(content_fingerprint(""), content_fingerprint(""));
+    }
+
+    #[test]
+    fn case_insensitive_contains() {
+        assert!(contains_lowercase("Payments-Prod", "payments"));
+        assert!(contains_lowercase("x", ""));
+        assert!(!contains_lowercase("pay", "payments"));
+        assert!(contains_lowercase("ÄRGER GmbH", "ärger"));
+    }
+}
