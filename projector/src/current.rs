@@ -115,6 +115,15 @@ impl VersionIndex {
         }
     }
 
+    /// Every asset's key and the sequence of its newest version.
+    pub(crate) fn newest(&self) -> Vec<(Arc<str>, u64)> {
+        self.read(u64::MAX)
+            .guard
+            .iter()
+            .filter_map(|(k, v)| v.last().map(|v| (Arc::clone(k), v.seq)))
+            .collect()
+    }
+
     /// Number of versions held (all keys).
     pub fn len(&self) -> usize {
         self.read(u64::MAX).guard.values().map(Vec::len).sum()

@@ -18,7 +18,6 @@ use duckdb::types::ToSql;
 use duckdb::{params_from_iter, Connection};
 
 use crate::current::{Snapshot, Version, Versions};
-use crate::fold::AssetState;
 use crate::read::{event_data, seq_list, state_row, AssetQuery, AssetRow, VERSION_COLUMNS};
 use crate::store::{from_micros, ts};
 use crate::StoreError;
@@ -45,39 +44,64 @@ pub fn resolve(conn: &Connection, point: Point) -> Result<u64, StoreError> {
     }
 }
 
-/// The states recorded with these events (asset events), by sequence.
-fn states_by_seq(
+/// The rows of these versions (asset events), by sequence, with their documents if `docs`
+/// (`last_seen`: the time of the version's event).
+///
+/// One query: DuckDB answers an `IN` list of sequences with one scan of `seq` (it does not use
+/// the index for lists), so every further lookup costs as much again. A version's document is in
+/// its own row unless it is a tombstone (which keeps the document before it): those few are
+/// looked up afterwards.
+fn rows_by_seq(
     conn: &Connection,
     seqs: impl IntoIterator<Item = u64>,
-) -> Result<HashMap<u64, AssetState>, StoreError> {
+    docs: bool,
+) -> Result<HashMap<u64, AssetRow>, StoreError> {
     let list = seq_list(seqs);
     if list.is_empty() {
         return Ok(HashMap::new());
     }
-    // Literal sequences, so that DuckDB looks each up in the index.
+    let doc = if docs {
+        "CASE WHEN e.data_seq = e.seq THEN e.data END"
+    } else {
+        "NULL"
+    };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {VERSION_COLUMNS} FROM events e WHERE e.seq IN ({list})"
+        "SELECT {VERSION_COLUMNS}, {doc} FROM events e WHERE e.seq IN ({list})"
     ))?;
-    let rows = stmt.query_map([], |r| state_row(r, 0))?;
+    let rows = stmt.query_map([], |r| {
+        let state = state_row(r, 0)?;
+        Ok(AssetRow {
+            last_seen: state.last_seen,
+            data: r.get::<_, Option<String>>(15)?.map(Into::into),
+            state,
+        })
+    })?;
     let mut out = HashMap::new();
-    for s in rows {
-        let s = s?;
-        out.insert(s.version, s);
+    for row in rows {
+        let row = row?;
+        out.insert(row.state.version, row);
+    }
+    if docs {
+        let kept: Vec<u64> = out
+            .values()
+            .filter(|r| r.data.is_none())
+            .filter_map(|r| r.state.data_seq)
+            .collect();
+        let kept = event_data(conn, kept)?;
+        for row in out.values_mut().filter(|r| r.data.is_none()) {
+            row.data = row.state.data_seq.and_then(|s| kept.get(&s).cloned());
+        }
     }
     Ok(out)
 }
 
-/// Past versions as rows, with their documents (`last_seen`: the time of the version's event).
-fn with_data(conn: &Connection, states: Vec<AssetState>) -> Result<Vec<AssetRow>, StoreError> {
-    let data = event_data(conn, states.iter().filter_map(|s| s.data_seq))?;
-    Ok(states
-        .into_iter()
-        .map(|state| AssetRow {
-            last_seen: state.last_seen,
-            data: state.data_seq.and_then(|s| data.get(&s).cloned()),
-            state,
-        })
-        .collect())
+/// Fills in the documents of rows read without them.
+fn with_data(conn: &Connection, mut rows: Vec<AssetRow>) -> Result<Vec<AssetRow>, StoreError> {
+    let data = event_data(conn, rows.iter().filter_map(|r| r.state.data_seq))?;
+    for row in &mut rows {
+        row.data = row.state.data_seq.and_then(|s| data.get(&s).cloned());
+    }
+    Ok(rows)
 }
 
 /// Assets matching `q` as they stood at stream sequence `at` (at most the snapshot's), ordered
@@ -90,12 +114,13 @@ pub fn list_assets_at(
 ) -> Result<Vec<AssetRow>, StoreError> {
     let limit = q.limit as usize;
     let matches = q.matcher();
+    // A filter on name or status applies to the past state, which only DuckDB holds: candidates
+    // are then read without documents, in growing chunks, and the page's documents at the end.
+    let filtered = q.status.is_some() || q.name_contains.is_some();
     // Every asset ever recorded is in the snapshot (deleted ones too), so its keys in order,
     // each with its version at `at`, are the past view in order.
     let mut keys = snap.keys(q).map(|(k, _)| k);
     let mut out = Vec::new();
-    // Candidates are read in growing chunks: a filter on name or status (which may have
-    // changed since `at`) is applied to the past state, so a chunk may yield fewer rows.
     let mut chunk = limit.max(1);
     while out.len() < limit {
         let seqs: Vec<u64> = {
@@ -111,20 +136,25 @@ pub fn list_assets_at(
             break;
         }
         let exhausted = seqs.len() < chunk;
-        let mut states = states_by_seq(conn, seqs.iter().copied())?;
+        let mut rows = rows_by_seq(conn, seqs.iter().copied(), !filtered)?;
         for seq in seqs {
-            if let Some(s) = states.remove(&seq) {
-                if matches(&s) && out.len() < limit {
-                    out.push(s);
+            if let Some(r) = rows.remove(&seq) {
+                if matches(&r.state) && out.len() < limit {
+                    out.push(r);
                 }
             }
         }
         if exhausted {
             break;
         }
-        chunk = (chunk * 2).min(8192);
+        // One scan costs about the same for any list length: grow fast.
+        chunk = (chunk * 8).min(65_536);
     }
-    with_data(conn, out)
+    if filtered {
+        with_data(conn, out)
+    } else {
+        Ok(out)
+    }
 }
 
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).
@@ -137,8 +167,7 @@ pub fn get_asset_at(
     let Some(v) = snap.versions().at(key, at) else {
         return Ok(None);
     };
-    let states = states_by_seq(conn, [v.seq])?;
-    Ok(with_data(conn, states.into_values().collect())?.pop())
+    Ok(rows_by_seq(conn, [v.seq], true)?.remove(&v.seq))
 }
 
 /// One event of an asset's history, with the asset's state after it.
@@ -184,22 +213,19 @@ fn wanted(all: &[Version], i: usize) -> Wanted {
     }
 }
 
-/// The rows of these events, in the given order, with their documents and the documents before
-/// them.
-fn version_rows(conn: &Connection, wanted: Vec<Wanted>) -> Result<Vec<VersionRow>, StoreError> {
-    let list = seq_list(wanted.iter().map(|w| w.seq));
-    if list.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT e.seq, e.type, e.asset_key, e.source, e.event_id, epoch_us(e.observed_at), \
-         epoch_us(e.recorded_at), e.name, e.status, e.contenthash, e.chainhash, e.prevseq, \
-         e.data FROM events e WHERE e.seq IN ({list})"
-    ))?;
-    let parse = |t: &str| serde_json::from_str(t).unwrap_or(serde_json::Value::Null);
-    let mut rows = HashMap::new();
+/// The columns of a [`VersionRow`] over `events e`, in [`version_row`]'s order.
+const EVENT_COLUMNS: &str = "e.seq, e.type, e.asset_key, e.source, e.event_id, \
+    epoch_us(e.observed_at), epoch_us(e.recorded_at), e.name, e.status, e.contenthash, \
+    e.chainhash, e.prevseq, e.data";
+
+/// Reads [`EVENT_COLUMNS`] rows: each event, and its document's text by sequence.
+fn event_rows(
+    stmt: &mut duckdb::Statement<'_>,
+    args: &[Box<dyn ToSql>],
+) -> Result<(Vec<VersionRow>, HashMap<u64, String>), StoreError> {
+    let mut rows = Vec::new();
     let mut texts = HashMap::new();
-    let mapped = stmt.query_map([], |r| {
+    let mapped = stmt.query_map(params_from_iter(args.iter()), |r| {
         Ok((
             VersionRow {
                 seq: r.get(0)?,
@@ -224,15 +250,30 @@ fn version_rows(conn: &Connection, wanted: Vec<Wanted>) -> Result<Vec<VersionRow
         let (mut v, text) = row?;
         v.data = parse(&text);
         texts.insert(v.seq, text);
-        rows.insert(v.seq, v);
+        rows.push(v);
     }
-    // Documents before each event that the page does not already hold.
+    Ok((rows, texts))
+}
+
+fn parse(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+/// `rows` in `wanted`'s order, each with the document before it (`texts`: documents already
+/// read; the others are looked up in one query).
+fn with_previous(
+    conn: &Connection,
+    wanted: Vec<Wanted>,
+    rows: Vec<VersionRow>,
+    texts: &HashMap<u64, String>,
+) -> Result<Vec<VersionRow>, StoreError> {
     let missing: Vec<u64> = wanted
         .iter()
         .filter_map(|w| w.previous.flatten())
         .filter(|s| !texts.contains_key(s))
         .collect();
     let before = event_data(conn, missing)?;
+    let mut rows: HashMap<u64, VersionRow> = rows.into_iter().map(|v| (v.seq, v)).collect();
     Ok(wanted
         .into_iter()
         .filter_map(|w| {
@@ -266,7 +307,15 @@ pub fn history(
         let start = end.saturating_sub(limit as usize);
         (start..end).rev().map(|i| wanted(all, i)).collect()
     };
-    version_rows(conn, wanted)
+    let list = seq_list(wanted.iter().map(|w| w.seq));
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN ({list})"
+    ))?;
+    let (rows, texts) = event_rows(&mut stmt, &[])?;
+    with_previous(conn, wanted, rows, &texts)
 }
 
 /// Filters of a window of changes.
@@ -298,12 +347,12 @@ pub fn changes(
     let mut filters = String::new();
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     if let Some(p) = &q.provider {
-        filters.push_str(" AND provider = ?");
+        filters.push_str(" AND e.provider = ?");
         args.push(Box::new(p.clone()));
     }
     for (column, values) in [("kind", &q.kinds), ("type", &q.types)] {
         if !values.is_empty() {
-            filters.push_str(&format!(" AND {column} IN ("));
+            filters.push_str(&format!(" AND e.{column} IN ("));
             for (i, v) in values.iter().enumerate() {
                 filters.push_str(if i == 0 { "?" } else { ", ?" });
                 args.push(Box::new(v.clone()));
@@ -311,23 +360,21 @@ pub fn changes(
             filters.push(')');
         }
     }
-    let mut found: Vec<(u64, String)> = Vec::new();
+    let mut found: Vec<VersionRow> = Vec::new();
+    let mut texts = HashMap::new();
     let mut after = q.after;
     let mut window = (limit as u64).saturating_mul(4).max(1024);
     while after < until && found.len() < limit {
         let hi = after.saturating_add(window).min(until);
         // Literal bounds, so that DuckDB prunes row groups by their zone maps.
         let mut stmt = conn.prepare(&format!(
-            "SELECT seq, asset_key FROM events WHERE seq > {after} AND seq <= {hi} \
-             AND asset_key IS NOT NULL{filters} ORDER BY seq LIMIT {}",
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > {after} AND e.seq <= {hi} \
+             AND e.asset_key IS NOT NULL{filters} ORDER BY e.seq LIMIT {}",
             limit - found.len()
         ))?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
-            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            found.push(row?);
-        }
+        let (rows, t) = event_rows(&mut stmt, &args)?;
+        found.extend(rows);
+        texts.extend(t);
         after = hi;
         window = window.saturating_mul(4);
     }
@@ -335,14 +382,14 @@ pub fn changes(
         let versions = snap.versions();
         found
             .iter()
-            .filter_map(|(seq, key)| {
-                let all = versions.of(key);
-                let i = all.partition_point(|v| v.seq < *seq);
-                (all.get(i)?.seq == *seq).then(|| wanted(all, i))
+            .filter_map(|v| {
+                let all = versions.of(&v.asset_key);
+                let i = all.partition_point(|x| x.seq < v.seq);
+                (all.get(i)?.seq == v.seq).then(|| wanted(all, i))
             })
             .collect()
     };
-    version_rows(conn, page)
+    with_previous(conn, page, found, &texts)
 }
 
 /// How an asset differs between two points.
@@ -415,11 +462,7 @@ pub fn diff(
     let seqs = page
         .iter()
         .flat_map(|(_, a, b)| a.iter().chain(b.iter()).copied());
-    let states = states_by_seq(conn, seqs)?;
-    let mut by_seq: HashMap<u64, AssetRow> = with_data(conn, states.into_values().collect())?
-        .into_iter()
-        .map(|r| (r.state.version, r))
-        .collect();
+    let mut by_seq = rows_by_seq(conn, seqs, true)?;
     let rows = page
         .into_iter()
         .map(|(key, a, b)| {

@@ -36,7 +36,7 @@ use crate::identity::{format_created, payload_sha256, StreamIdentity};
 use crate::read::{state_row, SweepRow, VERSION_COLUMNS};
 use crate::StoreError;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = include_str!("store/schema.sql");
 
@@ -99,8 +99,6 @@ struct OpenBatch {
     versions: Vec<(Arc<str>, Version)>,
     /// New sweep rows by source.
     sweeps: HashMap<Arc<str>, SweepRow, RandomState>,
-    /// `(seq, next_seq)`: events of the transaction's assets superseded by a newer one.
-    superseded: Vec<(u64, u64)>,
     /// The first message of a bound, empty store (sequence, payload SHA-256): the stream's
     /// identity is recorded with this transaction.
     first: Option<(u64, String)>,
@@ -218,12 +216,12 @@ impl Store {
             }
         };
         let identity = load_identity(&conn)?;
-        let assets = load_assets(&conn)?;
+        let versions = Arc::new(load_versions(&conn)?);
+        let assets = load_assets(&conn, versions.newest())?;
         let sweeps = crate::read::list_sweeps(&conn)?
             .into_iter()
             .map(|s| (Arc::<str>::from(s.source.as_str()), Arc::new(s)))
             .collect();
-        let versions = Arc::new(load_versions(&conn, &assets)?);
         debug!(checkpoint, assets = assets.len(), versions = versions.len(), stream = ?identity, "store opened");
         let store = Self {
             conn,
@@ -326,7 +324,6 @@ impl Store {
                 staged: HashMap::default(),
                 versions: Vec::new(),
                 sweeps: HashMap::default(),
-                superseded: Vec::new(),
                 first: None,
             });
         }
@@ -388,7 +385,6 @@ impl Store {
             staged,
             versions,
             sweeps: staged_sweeps,
-            superseded,
             ..
         } = open;
         let mut rows = rows::EventColumns::new();
@@ -423,9 +419,6 @@ impl Store {
                     let prev = staged.get(key).or_else(|| assets.get(key).map(|c| &**c));
                     match fold(prev.map(|c| &c.state), inc.seq, ev) {
                         Ok(state) => {
-                            if let Some(p) = prev {
-                                superseded.push((p.state.version, inc.seq));
-                            }
                             let deleted = matches!(ev.data, DataSummary::Tombstone { .. });
                             // A tombstone keeps the last known document (`data_seq` does too).
                             let doc = if deleted {
@@ -543,17 +536,6 @@ impl Store {
     }
 
     fn commit_open(&self, open: &OpenBatch) -> Result<(), StoreError> {
-        if !open.superseded.is_empty() {
-            {
-                let mut stage = self.conn.appender("superseded_stage")?;
-                stage.append_record_batch(rows::superseded_rows(&open.superseded)?)?;
-                stage.flush()?;
-            }
-            self.conn.execute_batch(
-                "UPDATE events SET next_seq = s.next_seq FROM superseded_stage s \
-                 WHERE events.seq = s.seq; DELETE FROM superseded_stage;",
-            )?;
-        }
         if let (Some(created), Some((seq, sha256))) = (self.bound, &open.first) {
             let mut insert = self.conn.prepare("INSERT INTO meta VALUES (?, ?)")?;
             insert.execute(["stream_created", &format_created(created)])?;
@@ -682,58 +664,25 @@ fn load_identity(conn: &Connection) -> Result<Option<StreamIdentity>, StoreError
     }
 }
 
-/// Every asset's committed state and last known document: one scan of the newest events (whose
-/// own `data` is the document of every asset not deleted), then the documents of deleted assets
-/// by sequence.
-fn load_assets(conn: &Connection) -> Result<OrdMap<Arc<str>, Arc<Current>>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {VERSION_COLUMNS}, CASE WHEN e.type <> 'deleted' THEN e.data END FROM events e \
-         WHERE e.asset_key IS NOT NULL AND e.next_seq IS NULL"
-    ))?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Current {
-            state: state_row(r, 0)?,
-            data: r.get::<_, Option<String>>(15)?.map(Document::from),
-        })
-    })?;
-    let mut all = Vec::new();
-    for row in rows {
-        all.push(row?);
-    }
-    let kept: Vec<u64> = all
-        .iter()
-        .filter(|c| c.data.is_none())
-        .filter_map(|c| c.state.data_seq)
-        .collect();
-    let mut kept = crate::read::event_data(conn, kept)?;
-    let mut out = OrdMap::new();
-    for mut c in all {
-        if c.data.is_none() {
-            c.data = c.state.data_seq.and_then(|s| kept.remove(&s));
-        }
-        out.insert(Arc::from(c.state.key.as_str()), Arc::new(c));
-    }
-    Ok(out)
-}
-
-/// Every asset's versions in stream order (one scan of `events`), keyed by the same shared keys
-/// as `assets`.
-fn load_versions(
-    conn: &Connection,
-    assets: &OrdMap<Arc<str>, Arc<Current>>,
-) -> Result<VersionIndex, StoreError> {
+/// Every asset's versions in stream order (one scan of `events`).
+fn load_versions(conn: &Connection) -> Result<VersionIndex, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT asset_key, seq, contenthash, type = 'deleted' FROM events \
          WHERE asset_key IS NOT NULL ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
+    let mut keys: HashMap<String, Arc<str>, RandomState> = HashMap::default();
     let mut batch: Vec<(Arc<str>, Version)> = Vec::new();
     let index = VersionIndex::default();
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
-        let key = match assets.get_key_value(key.as_str()) {
-            Some((k, _)) => Arc::clone(k),
-            None => Arc::from(key),
+        let key = match keys.get(&key) {
+            Some(k) => Arc::clone(k),
+            None => {
+                let k: Arc<str> = Arc::from(key.as_str());
+                keys.insert(key, Arc::clone(&k));
+                k
+            }
         };
         let contenthash: Option<String> = r.get(2)?;
         batch.push((
@@ -750,6 +699,58 @@ fn load_versions(
     }
     index.append(batch);
     Ok(index)
+}
+
+/// Every asset's committed state and last known document, given each asset's newest version:
+/// one scan of `events` for those rows (the document of every asset not deleted is in its own
+/// row), then the documents of deleted assets by sequence.
+fn load_assets(
+    conn: &Connection,
+    newest: Vec<(Arc<str>, u64)>,
+) -> Result<OrdMap<Arc<str>, Arc<Current>>, StoreError> {
+    {
+        let mut stage = conn.appender("newest_stage")?;
+        for (_, seq) in &newest {
+            stage.append_row([*seq])?;
+        }
+        stage.flush()?;
+    }
+    let mut keys: HashMap<u64, Arc<str>, RandomState> =
+        newest.into_iter().map(|(k, s)| (s, k)).collect();
+    let mut all = Vec::with_capacity(keys.len());
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {VERSION_COLUMNS}, CASE WHEN e.type <> 'deleted' THEN e.data END \
+             FROM events e WHERE e.seq IN (SELECT seq FROM newest_stage)"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Current {
+                state: state_row(r, 0)?,
+                data: r.get::<_, Option<String>>(15)?.map(Document::from),
+            })
+        })?;
+        for row in rows {
+            all.push(row?);
+        }
+    }
+    conn.execute_batch("DELETE FROM newest_stage")?;
+    let kept: Vec<u64> = all
+        .iter()
+        .filter(|c| c.data.is_none())
+        .filter_map(|c| c.state.data_seq)
+        .collect();
+    let mut kept = crate::read::event_data(conn, kept)?;
+    let mut out = OrdMap::new();
+    for mut c in all {
+        if c.data.is_none() {
+            c.data = c.state.data_seq.and_then(|s| kept.remove(&s));
+        }
+        let key = keys
+            .remove(&c.state.version)
+            .unwrap_or_else(|| Arc::from(c.state.key.as_str()));
+        out.insert(key, Arc::new(c));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

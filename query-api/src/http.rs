@@ -78,7 +78,10 @@ pub async fn observe<E: Endpoint>(
     let elapsed = started.elapsed();
     metrics.observe_request(method_label(&method), route, status.as_u16(), elapsed);
     let ms = elapsed.as_secs_f64() * 1e3;
-    if status.is_server_error() {
+    // A probe answering 503 ("not ready yet") is its normal answer while the projector catches
+    // up: polled every few seconds, it must not flood the log at WARN (the reason is at /readyz).
+    let not_ready = route == "/readyz" && status == StatusCode::SERVICE_UNAVAILABLE;
+    if status.is_server_error() && !not_ready {
         warn!(method = %method, route, path = %path, status = status.as_u16(), ms, "request failed");
     } else if QUIET_ROUTES.contains(&route) {
         debug!(method = %method, route, status = status.as_u16(), ms, "request");

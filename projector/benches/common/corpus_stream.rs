@@ -1,5 +1,5 @@
 //! Shared by the benchmarks that need a large real stream (`projector/benches/replay.rs`,
-//! `benches/evidence.rs`): publishes the realistic corpus with real chain links, and measures a
+//! `benches/evidence.rs`, `benches/http.rs`): publishes the realistic corpus with real chain links, and measures a
 //! raw ordered consume of it (the baseline every stream reader is compared with).
 #![allow(dead_code, clippy::unwrap_used, clippy::print_stdout)]
 
@@ -15,6 +15,17 @@ use inventory_testkit::corpus::account;
 /// v*assets + i; sequences are contiguous from 1, so each event's prevseq is known before it is
 /// published), 4,096 in flight. Returns the payload bytes published.
 pub async fn publish_corpus(js: &async_nats::jetstream::Context, events: u64, assets: u64) -> u64 {
+    publish_corpus_links(js, events, assets).await.0
+}
+
+/// [`publish_corpus`], also returning each asset's last chain link (index i: asset i), so that a
+/// caller can publish further versions (`account(i, v)` with v beyond the corpus) that extend
+/// the chains (`benches/http.rs` ingests while it measures the API).
+pub async fn publish_corpus_links(
+    js: &async_nats::jetstream::Context,
+    events: u64,
+    assets: u64,
+) -> (u64, Vec<ChainLink>) {
     let mut links: Vec<ChainLink> = vec![ChainLink::default(); assets as usize];
     let mut pending = std::collections::VecDeque::new();
     let mut bytes = 0u64;
@@ -49,7 +60,7 @@ pub async fn publish_corpus(js: &async_nats::jetstream::Context, events: u64, as
     for (ack, ev) in pending {
         finish(ack, &ev).await.unwrap();
     }
-    bytes
+    (bytes, links)
 }
 
 /// Seconds to read every message of the stream with the ordered consumer the projector uses.

@@ -1,5 +1,4 @@
-//! Column-wise builders for the rows the store appends (a chunk of `events` rows, the superseded
-//! pairs of a batch), handed to DuckDB's appender as one Arrow record batch (much cheaper than
+//! Column-wise builders for the rows the store appends (a chunk of `events` rows), handed to DuckDB's appender as one Arrow record batch (much cheaper than
 //! binding every value of every row through the row appender).
 
 use std::sync::Arc;
@@ -70,7 +69,6 @@ pub(super) struct EventColumns {
     first_seen: TimestampMicrosecondBuilder,
     last_changed: TimestampMicrosecondBuilder,
     data_seq: UInt64Builder,
-    next_seq: UInt64Builder,
 }
 
 impl EventColumns {
@@ -95,7 +93,6 @@ impl EventColumns {
             first_seen: TimestampMicrosecondBuilder::new(),
             last_changed: TimestampMicrosecondBuilder::new(),
             data_seq: UInt64Builder::new(),
-            next_seq: UInt64Builder::new(),
         }
     }
 
@@ -124,7 +121,6 @@ impl EventColumns {
         self.data_seq
             .append_option(r.state.and_then(|s| s.data_seq));
         // Set when a later event of the asset arrives (see `Store::commit`).
-        self.next_seq.append_null();
     }
 
     /// The rows pushed since the last call, as a record batch (`None`: no rows).
@@ -152,7 +148,6 @@ impl EventColumns {
             Arc::new(self.first_seen.finish()),
             Arc::new(self.last_changed.finish()),
             Arc::new(self.data_seq.finish()),
-            Arc::new(self.next_seq.finish()),
         ];
         let schema = schema(&[
             ("seq", DataType::UInt64, false),
@@ -174,27 +169,7 @@ impl EventColumns {
             ("first_seen", timestamp(), true),
             ("last_changed", timestamp(), true),
             ("data_seq", DataType::UInt64, true),
-            ("next_seq", DataType::UInt64, true),
         ]);
         RecordBatch::try_new(schema, columns).map(Some)
     }
-}
-
-/// `(seq, next_seq)` pairs: each event superseded by a later event of its asset.
-pub(super) fn superseded_rows(
-    pairs: &[(u64, u64)],
-) -> Result<RecordBatch, duckdb::arrow::error::ArrowError> {
-    let mut seq = UInt64Builder::with_capacity(pairs.len());
-    let mut next = UInt64Builder::with_capacity(pairs.len());
-    for &(s, n) in pairs {
-        seq.append_value(s);
-        next.append_value(n);
-    }
-    RecordBatch::try_new(
-        schema(&[
-            ("seq", DataType::UInt64, false),
-            ("next_seq", DataType::UInt64, false),
-        ]),
-        vec![Arc::new(seq.finish()), Arc::new(next.finish())],
-    )
 }

@@ -21,20 +21,20 @@ CREATE TABLE IF NOT EXISTS events (
     chainhash    VARCHAR USING COMPRESSION fsst,
     data         VARCHAR   NOT NULL USING COMPRESSION fsst,  -- the event's data member (a JSON
                                       -- object), exactly as received
-    -- The asset's state after this event (NULL for sweeps), so that the estate at any past
-    -- sequence N is one scan: each asset's version at N is its row with seq <= N < next_seq.
+    -- The asset's state after this event (NULL for sweeps): a version's row is all a past view
+    -- needs (which version answers is decided in memory, projector/src/current.rs).
     name         VARCHAR,
     status       VARCHAR,
     first_seen   TIMESTAMP,
     last_changed TIMESTAMP,
-    data_seq     UBIGINT,             -- the event holding the asset's last known data
-    next_seq     UBIGINT              -- the asset's next event; NULL while this is its newest
+    data_seq     UBIGINT              -- the event holding the asset's last known data
 );
 -- Point lookups of events by sequence (an asset's data, a page of history) without a scan.
 CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
--- The current view: each asset's newest event, with the state it carries (deleted ones included,
--- with deleted_at). A view, not a table, so that the write path is only appends to `events` and
--- one UPDATE of next_seq per batch, and the current view can never disagree with the history.
+-- The current view, for analysts: each asset's newest event, with the state it carries (deleted
+-- ones included, with deleted_at). A view, not a table, so that the write path is only appends to
+-- `events` and the current view can never disagree with the history. The API serves the current
+-- view from memory (projector/src/current.rs), loaded from `events` at start.
 CREATE VIEW IF NOT EXISTS assets AS
     SELECT asset_key, provider, kind,
            substr(asset_key, length(provider) + length(kind) + 3) AS native_id,
@@ -45,7 +45,8 @@ CREATE VIEW IF NOT EXISTS assets AS
            data_seq  -- the event whose data is the last known state, kept after deletion;
                      -- NULL if only a tombstone was seen
     FROM events
-    WHERE asset_key IS NOT NULL AND next_seq IS NULL;
+    WHERE asset_key IS NOT NULL
+    QUALIFY seq = max(seq) OVER (PARTITION BY asset_key);
 -- For analysts (replay files, `inventory project`): the current view with each asset's document.
 CREATE VIEW IF NOT EXISTS assets_full AS
     SELECT a.*, e.data FROM assets a LEFT JOIN events e ON e.seq = a.data_seq;
@@ -82,4 +83,4 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason       VARCHAR   NOT NULL,  -- what exactly was wrong
     payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
 );
-CREATE TEMP TABLE IF NOT EXISTS superseded_stage (seq UBIGINT NOT NULL, next_seq UBIGINT NOT NULL);
+CREATE TEMP TABLE IF NOT EXISTS newest_stage (seq UBIGINT NOT NULL);
