@@ -10,10 +10,14 @@ export DUCKDB_LIB_DIR := $(DUCKDB_DIR)
 export LD_LIBRARY_PATH := $(DUCKDB_DIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
+# The HTTP load generator of `make bench-http` (crates.io), installed into .deps/oha when missing.
+OHA_VERSION := 1.16.0
+OHA_DIR := $(CURDIR)/.deps/oha
+OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-evidence bench-collectors schemas deps system-deps duckdb py-deps build release lint fmt clean
+.PHONY: help run test bench bench-reads bench-evidence bench-http bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +44,9 @@ bench-reads: system-deps duckdb ## as_of, diff, history and changes latency over
 
 bench-evidence: system-deps duckdb ## signed checkpoints: checkpoint and verify --checkpoints over 1,000,000 events vs a raw consume (see BENCHMARKS.md)
 	cargo bench -p asset-inventory --bench evidence
+
+bench-http: system-deps duckdb oha ## the real `inventory serve` under oha, per route, over 1,000,000 and 100,000 events, also while ingesting (see BENCHMARKS.md)
+	OHA=$(OHA) cargo bench -p asset-inventory --bench http
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev
@@ -79,6 +86,9 @@ system-deps: ## install nats-server, prometheus, npm and python venv support fro
 duckdb: $(DUCKDB_DIR)/libduckdb.so
 $(DUCKDB_DIR)/libduckdb.so:
 	scripts/fetch-libduckdb.sh $(DUCKDB_DIR)
+
+oha:
+	@command -v "$(OHA)" >/dev/null || env -u CARGO_TARGET_DIR cargo install oha --version $(OHA_VERSION) --locked --root $(OHA_DIR)
 
 py-deps: $(VENV)/.installed
 $(VENV)/.installed: tests/interop/requirements.txt
