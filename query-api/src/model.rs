@@ -139,63 +139,60 @@ impl poem_openapi::types::ParseFromJSON for Document {
 }
 
 /// The members of an asset document that [`AssetDoc`] lifts out, read without building the rest
-/// of the document (its `raw` member is skipped unparsed). A member of an unexpected shape is
-/// left out, as is a non-string element of `org_path` or value of `labels`.
+/// of the document (its `raw` member is skipped unparsed). Documents come from the collectors'
+/// normaliser, so they have this shape; one that does not is read by [`Facets::lenient`].
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct Facets {
-    org_path: Lenient<Vec<Lenient<String>>>,
-    labels: Lenient<BTreeMap<String, Lenient<String>>>,
-    url: Lenient<String>,
+    org_path: Vec<String>,
+    labels: BTreeMap<String, String>,
+    url: Option<String>,
 }
 
-/// A value of the expected type, or anything else (ignored).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Lenient<T> {
-    Is(T),
-    Other(serde::de::IgnoredAny),
-}
-
-impl<T> Default for Lenient<T> {
-    fn default() -> Self {
-        Self::Other(serde::de::IgnoredAny)
+impl Facets {
+    fn of(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_else(|_| Self::lenient(text))
     }
-}
 
-impl<T> Lenient<T> {
-    fn get(self) -> Option<T> {
-        match self {
-            Self::Is(v) => Some(v),
-            Self::Other(_) => None,
+    /// A member of an unexpected shape is left out, as is a non-string element of `org_path` or
+    /// value of `labels`.
+    fn lenient(text: &str) -> Self {
+        let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(text) else {
+            return Self::default();
+        };
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Self {
+            org_path: strings(doc.get("org_path")),
+            labels: doc
+                .get("labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            url: doc.get("url").and_then(Value::as_str).map(str::to_owned),
         }
     }
 }
 
 impl From<AssetRow> for AssetDoc {
     fn from(r: AssetRow) -> Self {
-        let facets: Facets = r
-            .data
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or_default();
+        let facets = r.data.as_deref().map(Facets::of).unwrap_or_default();
         let s = r.state;
         Self {
-            org_path: facets
-                .org_path
-                .get()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(Lenient::get)
-                .collect(),
-            labels: facets
-                .labels
-                .get()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| v.get().map(|v| (k, v)))
-                .collect(),
-            url: facets.url.get(),
+            org_path: facets.org_path,
+            labels: facets.labels,
+            url: facets.url,
             key: s.key,
             provider: s.provider,
             kind: s.kind,
@@ -600,6 +597,24 @@ mod tests {
     use poem_openapi::types::{ParseFromParameter, ToJSON};
 
     use super::*;
+
+    #[test]
+    fn facets_are_read_from_well_formed_and_odd_documents() {
+        let f = Facets::of(
+            r#"{"org_path":["r","ou"],"labels":{"team":"sre"},"url":"https://x","raw":{"a":[1]}}"#,
+        );
+        assert_eq!(f.org_path, ["r", "ou"]);
+        assert_eq!(f.labels["team"], "sre");
+        assert_eq!(f.url.as_deref(), Some("https://x"));
+        // A label that is not a string, an org path that is not an array, a null url.
+        let f = Facets::of(r#"{"org_path":"r","labels":{"team":"sre","n":1},"url":null}"#);
+        assert!(f.org_path.is_empty());
+        assert_eq!(f.labels.len(), 1);
+        assert_eq!(f.url, None);
+        let f = Facets::of(r#"{"org_path":["r",2],"url":5}"#);
+        assert_eq!((f.org_path, f.url), (vec!["r".to_owned()], None));
+        assert!(Facets::of("[1]").labels.is_empty());
+    }
 
     #[test]
     fn choice_values_are_what_the_wire_and_the_spec_use() {
