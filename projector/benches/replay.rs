@@ -78,8 +78,9 @@ async fn main() {
     );
 }
 
-/// Seconds for the projector (decode, fold, DuckDB: Arrow appends of history rows, one `next_seq`
-/// update per batch) to replay the stream into a fresh file; and, not in that time, to close it.
+/// Seconds for the projector (decode, fold, DuckDB: Arrow appends of history rows; the in-memory
+/// current view and versions index) to replay the stream into a fresh file; and, not in that
+/// time, to close it.
 async fn project(
     stream: &async_nats::jetstream::stream::Stream,
     events: u64,
