@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use inventory_projector::store::{remove_files, wal_path};
+use inventory_projector::store::{move_files, remove_files};
 use inventory_projector::{RunOptions, Status, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -122,12 +122,8 @@ pub async fn run(
     if args.force {
         remove_db(&db)?;
     }
-    std::fs::rename(&partial, &db)
+    move_files(&partial, &db)
         .with_context(|| format!("renaming {} to {}", partial.display(), db.display()))?;
-    let wal = wal_path(&partial);
-    if wal.exists() {
-        std::fs::rename(&wal, wal_path(&db)).context("renaming the WAL")?;
-    }
     info!(
         applied = status.applied_total,
         rejected = status.rejected_total,

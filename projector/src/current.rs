@@ -21,6 +21,7 @@ use imbl::OrdMap;
 
 use crate::fold::AssetState;
 use crate::read::{AssetQuery, AssetRow, SweepRow};
+use crate::version_log::{Located, VersionLog};
 
 /// An asset document (JSON text, exactly as the event carried it; validated when decoded).
 pub type Document = Arc<str>;
@@ -58,24 +59,33 @@ pub fn content_fingerprint(contenthash: &str) -> u64 {
     }
 }
 
-/// Every asset's versions in stream order. Append-only: the writer appends a committed batch's
-/// versions before publishing the snapshot that covers them, so a reader that looks only at
-/// versions up to its snapshot's sequence sees exactly that checkpoint.
+/// Every asset's versions in stream order, and where each one's record is in the version log.
+/// Append-only: the writer appends a committed batch's versions before publishing the snapshot
+/// that covers them, so a reader that looks only at versions up to its snapshot's sequence sees
+/// exactly that checkpoint.
 #[derive(Debug, Default)]
 pub struct VersionIndex {
-    by_key: RwLock<HashMap<Arc<str>, Vec<Version>, RandomState>>,
+    inner: RwLock<Inner>,
+    log: VersionLog,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_key: HashMap<Arc<str>, Vec<Version>, RandomState>,
+    /// Every asset event in stream order.
+    stream: Vec<Located>,
 }
 
 /// A read-locked [`VersionIndex`], limited to one snapshot's sequence.
 pub struct Versions<'a> {
     seq: u64,
-    guard: RwLockReadGuard<'a, HashMap<Arc<str>, Vec<Version>, RandomState>>,
+    guard: RwLockReadGuard<'a, Inner>,
 }
 
 impl Versions<'_> {
     /// The asset's versions up to the snapshot, oldest first (empty: unknown).
     pub fn of(&self, key: &str) -> &[Version] {
-        let all = self.guard.get(key).map_or(&[][..], Vec::as_slice);
+        let all = self.guard.by_key.get(key).map_or(&[][..], Vec::as_slice);
         &all[..all.partition_point(|v| v.seq <= self.seq)]
     }
 
@@ -91,24 +101,62 @@ impl Versions<'_> {
         let i = all.partition_point(|v| v.seq < seq);
         i.checked_sub(1).map(|i| all[i])
     }
+
+    /// Where the record of the asset event at `seq` is (`None`: no asset event there, or
+    /// beyond the snapshot).
+    pub fn locate(&self, seq: u64) -> Option<Located> {
+        self.stream(seq.saturating_sub(1), seq).first().copied()
+    }
+
+    /// The asset events with a sequence above `after` and at most `until` (and the snapshot's),
+    /// in stream order.
+    pub fn stream(&self, after: u64, until: u64) -> &[Located] {
+        let stream = &self.guard.stream;
+        let until = until.min(self.seq);
+        let lo = stream.partition_point(|l| l.seq <= after);
+        let hi = stream.partition_point(|l| l.seq <= until).max(lo);
+        &stream[lo..hi]
+    }
+
+    /// Every asset with its versions up to the snapshot, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &[Version])> + '_ {
+        self.guard
+            .by_key
+            .iter()
+            .map(|(k, v)| (k, &v[..v.partition_point(|x| x.seq <= self.seq)]))
+    }
 }
 
 impl VersionIndex {
-    /// Appends committed versions (in stream order).
-    pub(crate) fn append(&self, versions: impl IntoIterator<Item = (Arc<str>, Version)>) {
-        let mut map = match self.by_key.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for (key, v) in versions {
-            map.entry(key).or_default().push(v);
+    /// An empty index whose records are in `log`.
+    pub(crate) fn new(log: VersionLog) -> Self {
+        Self {
+            inner: RwLock::default(),
+            log,
         }
     }
 
-    fn read(&self, seq: u64) -> Versions<'_> {
+    /// The log holding the versions' records.
+    pub fn log(&self) -> &VersionLog {
+        &self.log
+    }
+
+    /// Appends committed versions (in stream order) and where their records are.
+    pub(crate) fn append(&self, versions: impl IntoIterator<Item = (Arc<str>, Version, Located)>) {
+        let mut inner = match self.inner.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (key, v, at) in versions {
+            inner.by_key.entry(key).or_default().push(v);
+            inner.stream.push(at);
+        }
+    }
+
+    pub(crate) fn versions_at(&self, seq: u64) -> Versions<'_> {
         Versions {
             seq,
-            guard: match self.by_key.read() {
+            guard: match self.inner.read() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             },
@@ -117,16 +165,28 @@ impl VersionIndex {
 
     /// Every asset's key and the sequence of its newest version.
     pub(crate) fn newest(&self) -> Vec<(Arc<str>, u64)> {
-        self.read(u64::MAX)
+        self.versions_at(u64::MAX)
             .guard
+            .by_key
             .iter()
             .filter_map(|(k, v)| v.last().map(|v| (Arc::clone(k), v.seq)))
             .collect()
     }
 
+    /// Where the newest record ends (0: none).
+    pub(crate) fn log_end(&self) -> u64 {
+        self.versions_at(u64::MAX)
+            .guard
+            .stream
+            .iter()
+            .map(|l| l.offset + u64::from(l.len))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Number of versions held (all keys).
     pub fn len(&self) -> usize {
-        self.read(u64::MAX).guard.values().map(Vec::len).sum()
+        self.versions_at(u64::MAX).guard.stream.len()
     }
 
     /// Whether no version is held.
@@ -177,9 +237,15 @@ impl Snapshot {
         self.assets.len()
     }
 
-    /// The versions index as of this snapshot, read-locked for the caller's walk.
+    /// The versions index as of this snapshot, read-locked for the caller's walk (let go of it
+    /// before reading records: the writer waits for it to publish the next snapshot).
     pub fn versions(&self) -> Versions<'_> {
-        self.versions.read(self.seq)
+        self.versions.versions_at(self.seq)
+    }
+
+    /// The log holding the records of this snapshot's versions.
+    pub fn log(&self) -> &VersionLog {
+        self.versions.log()
     }
 
     /// The asset with this key (deleted ones included).

@@ -3,23 +3,27 @@
 //! the difference between two points.
 //!
 //! Which version of which asset answers is decided in memory, from a [`Snapshot`]'s versions
-//! index (every asset's event sequences, content fingerprints and tombstones); DuckDB then
-//! supplies only the rows and documents of the answer, by sequence (an index lookup each). So a
-//! page costs what the page holds, however long the history is. Every asset event row of
-//! `events` carries the asset's state after it, so a version's row is all a past view needs.
+//! index (every asset's event sequences, content fingerprints and tombstones, and every asset
+//! event in stream order); the version log ([`crate::version_log`]) then supplies only the
+//! records of the answer, by offset. So a page costs what the page holds, however long the
+//! history is. Every record carries the asset's state after its event, so a version's record is
+//! all a past view needs. DuckDB is read only to turn a time into a stream sequence.
 //!
 //! Every function answers at the snapshot's checkpoint: a point beyond it is the caller's to
 //! refuse ([`Snapshot::seq`]); nothing committed after the snapshot is read.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use duckdb::types::ToSql;
-use duckdb::{params_from_iter, Connection};
+use std::sync::Arc;
 
-use crate::current::{Snapshot, Version, Versions};
-use crate::read::{event_data, seq_list, state_row, AssetQuery, AssetRow, VERSION_COLUMNS};
-use crate::store::{from_micros, ts};
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
+use inventory_schemas::EventType;
+
+use crate::current::{Current, Document, Snapshot, Version};
+use crate::read::{AssetQuery, AssetRow};
+use crate::store::ts;
+use crate::version_log::{Located, Record};
 use crate::StoreError;
 
 /// A point of the stream: a sequence, or a time (resolved to the newest event JetStream
@@ -44,130 +48,151 @@ pub fn resolve(conn: &Connection, point: Point) -> Result<u64, StoreError> {
     }
 }
 
-/// The rows of these versions (asset events), by sequence, with their documents if `docs`
-/// (`last_seen`: the time of the version's event).
-///
-/// One query: DuckDB answers an `IN` list of sequences with one scan of `seq` (it does not use
-/// the index for lists), so every further lookup costs as much again. A version's document is in
-/// its own row unless it is a tombstone (which keeps the document before it): those few are
-/// looked up afterwards.
-fn rows_by_seq(
-    conn: &Connection,
-    seqs: impl IntoIterator<Item = u64>,
-    docs: bool,
-) -> Result<HashMap<u64, AssetRow>, StoreError> {
-    let list = seq_list(seqs);
-    if list.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let doc = if docs {
-        "CASE WHEN e.data_seq = e.seq THEN e.data END"
-    } else {
-        "NULL"
-    };
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {VERSION_COLUMNS}, {doc} FROM events e WHERE e.seq IN ({list})"
-    ))?;
-    let rows = stmt.query_map([], |r| {
-        let state = state_row(r, 0)?;
-        Ok(AssetRow {
-            last_seen: state.last_seen,
-            data: r.get::<_, Option<String>>(15)?.map(Into::into),
-            state,
-        })
-    })?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let row = row?;
-        out.insert(row.state.version, row);
-    }
-    if docs {
-        let kept: Vec<u64> = out
-            .values()
-            .filter(|r| r.data.is_none())
-            .filter_map(|r| r.state.data_seq)
-            .collect();
-        let kept = event_data(conn, kept)?;
-        for row in out.values_mut().filter(|r| r.data.is_none()) {
-            row.data = row.state.data_seq.and_then(|s| kept.get(&s).cloned());
-        }
-    }
-    Ok(out)
+/// Reads records of a snapshot's versions from the version log, reusing its buffers.
+struct Records<'s> {
+    snap: &'s Snapshot,
+    buf: Vec<u8>,
+    doc: Vec<u8>,
 }
 
-/// Fills in the documents of rows read without them.
-fn with_data(conn: &Connection, mut rows: Vec<AssetRow>) -> Result<Vec<AssetRow>, StoreError> {
-    let data = event_data(conn, rows.iter().filter_map(|r| r.state.data_seq))?;
-    for row in &mut rows {
-        row.data = row.state.data_seq.and_then(|s| data.get(&s).cloned());
+impl<'s> Records<'s> {
+    fn new(snap: &'s Snapshot) -> Self {
+        Self {
+            snap,
+            buf: Vec::new(),
+            doc: Vec::new(),
+        }
     }
-    Ok(rows)
+
+    /// Where the records of these events are (`None`: not an asset event of the snapshot).
+    fn locate(&self, seqs: impl IntoIterator<Item = u64>) -> Vec<Option<Located>> {
+        let versions = self.snap.versions();
+        seqs.into_iter().map(|s| versions.locate(s)).collect()
+    }
+
+    /// The document of the event at `seq` (its own `data`).
+    fn document(&mut self, seq: Option<u64>) -> Result<Option<Document>, StoreError> {
+        let Some(at) = seq.and_then(|s| self.locate([s]).pop().flatten()) else {
+            return Ok(None);
+        };
+        Ok(Some(Document::from(
+            self.snap.log().read(at, &mut self.doc)?.data,
+        )))
+    }
+
+    /// The asset's row after the event at `at`, with its document (`last_seen`: the time of
+    /// the event). A tombstone's document is the one before it.
+    fn asset_row(&mut self, at: Located) -> Result<AssetRow, StoreError> {
+        let (state, own) = {
+            let r = self.snap.log().read(at, &mut self.buf)?;
+            let own = (r.ty != EventType::Deleted).then(|| Document::from(r.data));
+            (r.state(), own)
+        };
+        let data = match own {
+            Some(d) => Some(d),
+            None => self.document(state.data_seq)?,
+        };
+        Ok(AssetRow {
+            last_seen: state.last_seen,
+            data,
+            state,
+        })
+    }
+
+    /// The event at `at` as history shows it (without the document before it).
+    fn version_row(&mut self, at: Located) -> Result<VersionRow, StoreError> {
+        let r = self.snap.log().read(at, &mut self.buf)?;
+        Ok(version_row(&r))
+    }
+}
+
+/// An event of an asset's history, from its record (`previous`: not yet known).
+fn version_row(r: &Record<'_>) -> VersionRow {
+    VersionRow {
+        seq: r.seq,
+        ty: r.ty.short().to_owned(),
+        asset_key: r.key.to_owned(),
+        source: r.source.to_owned(),
+        event_id: r.event_id.to_owned(),
+        observed_at: r.observed_at,
+        recorded_at: r.recorded_at,
+        name: r.name.to_owned(),
+        status: r.status.to_owned(),
+        contenthash: r.contenthash.unwrap_or_default().to_owned(),
+        chainhash: r.chainhash.unwrap_or_default().to_owned(),
+        prevseq: r.prevseq.unwrap_or(0),
+        data: parse(r.data),
+        previous: None,
+    }
 }
 
 /// Assets matching `q` as they stood at stream sequence `at` (at most the snapshot's), ordered
 /// by key. `last_seen` is the time of each asset's newest event up to `at`.
 pub fn list_assets_at(
-    conn: &Connection,
     snap: &Snapshot,
     q: &AssetQuery,
     at: u64,
 ) -> Result<Vec<AssetRow>, StoreError> {
     let limit = q.limit as usize;
     let matches = q.matcher();
-    // A filter on name or status applies to the past state, which only DuckDB holds: candidates
-    // are then read without documents, in growing chunks, and the page's documents at the end.
-    let filtered = q.status.is_some() || q.name_contains.is_some();
+    let mut records = Records::new(snap);
     // Every asset ever recorded is in the snapshot (deleted ones too), so its keys in order,
-    // each with its version at `at`, are the past view in order.
-    let mut keys = snap.keys(q).map(|(k, _)| k);
+    // each with its version at `at`, are the past view in order. An asset whose version then is
+    // its current one is answered from memory; the others from their records, read in chunks
+    // (the versions index is not held while reading).
+    let mut keys = snap.keys(q);
     let mut out = Vec::new();
-    let mut chunk = limit.max(1);
+    let mut chunk = limit.clamp(1, 4096);
     while out.len() < limit {
-        let seqs: Vec<u64> = {
+        let candidates: Vec<Result<&Arc<Current>, Located>> = {
             let versions = snap.versions();
             keys.by_ref()
-                .filter_map(|k| versions.at(k, at))
-                .filter(|v| q.include_deleted || !v.deleted)
-                .map(|v| v.seq)
+                .filter_map(|(k, c)| {
+                    let v = versions.at(k, at)?;
+                    if !q.include_deleted && v.deleted {
+                        return None;
+                    }
+                    if v.seq == c.state.version {
+                        return Some(Ok(c));
+                    }
+                    versions.locate(v.seq).map(Err)
+                })
                 .take(chunk)
                 .collect()
         };
-        if seqs.is_empty() {
-            break;
-        }
-        let exhausted = seqs.len() < chunk;
-        let mut rows = rows_by_seq(conn, seqs.iter().copied(), !filtered)?;
-        for seq in seqs {
-            if let Some(r) = rows.remove(&seq) {
-                if matches(&r.state) && out.len() < limit {
-                    out.push(r);
-                }
+        let exhausted = candidates.len() < chunk;
+        for candidate in candidates {
+            if out.len() == limit {
+                break;
+            }
+            let row = match candidate {
+                Ok(c) => AssetRow {
+                    state: c.state.clone(),
+                    last_seen: c.state.last_seen,
+                    data: c.data.clone(),
+                },
+                // A filter on name or status applies to the past state.
+                Err(located) => records.asset_row(located)?,
+            };
+            if matches(&row.state) {
+                out.push(row);
             }
         }
         if exhausted {
             break;
         }
-        // One scan costs about the same for any list length: grow fast.
-        chunk = (chunk * 8).min(65_536);
+        chunk = (chunk * 4).min(4096);
     }
-    if filtered {
-        with_data(conn, out)
-    } else {
-        Ok(out)
-    }
+    Ok(out)
 }
 
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).
-pub fn get_asset_at(
-    conn: &Connection,
-    snap: &Snapshot,
-    key: &str,
-    at: u64,
-) -> Result<Option<AssetRow>, StoreError> {
-    let Some(v) = snap.versions().at(key, at) else {
-        return Ok(None);
+pub fn get_asset_at(snap: &Snapshot, key: &str, at: u64) -> Result<Option<AssetRow>, StoreError> {
+    let located = {
+        let versions = snap.versions();
+        versions.at(key, at).and_then(|v| versions.locate(v.seq))
     };
-    Ok(rows_by_seq(conn, [v.seq], true)?.remove(&v.seq))
+    located.map(|l| Records::new(snap).asset_row(l)).transpose()
 }
 
 /// One event of an asset's history, with the asset's state after it.
@@ -213,109 +238,61 @@ fn wanted(all: &[Version], i: usize) -> Wanted {
     }
 }
 
-/// The columns of a [`VersionRow`] over `events e`, in [`version_row`]'s order.
-const EVENT_COLUMNS: &str = "e.seq, e.type, e.asset_key, e.source, e.event_id, \
-    epoch_us(e.observed_at), epoch_us(e.recorded_at), e.name, e.status, e.contenthash, \
-    e.chainhash, e.prevseq, e.data";
-
-/// Reads [`EVENT_COLUMNS`] rows: each event, and its document's text by sequence.
-fn event_rows(
-    stmt: &mut duckdb::Statement<'_>,
-    args: &[Box<dyn ToSql>],
-) -> Result<(Vec<VersionRow>, HashMap<u64, String>), StoreError> {
-    let mut rows = Vec::new();
-    let mut texts = HashMap::new();
-    let mapped = stmt.query_map(params_from_iter(args.iter()), |r| {
-        Ok((
-            VersionRow {
-                seq: r.get(0)?,
-                ty: r.get(1)?,
-                asset_key: r.get(2)?,
-                source: r.get(3)?,
-                event_id: r.get(4)?,
-                observed_at: from_micros(r.get(5)?),
-                recorded_at: from_micros(r.get(6)?),
-                name: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                status: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                contenthash: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-                chainhash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                prevseq: r.get::<_, Option<u64>>(11)?.unwrap_or(0),
-                data: serde_json::Value::Null,
-                previous: None,
-            },
-            r.get::<_, String>(12)?,
-        ))
-    })?;
-    for row in mapped {
-        let (mut v, text) = row?;
-        v.data = parse(&text);
-        texts.insert(v.seq, text);
-        rows.push(v);
-    }
-    Ok((rows, texts))
-}
-
 fn parse(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
-/// `rows` in `wanted`'s order, each with the document before it (`texts`: documents already
-/// read; the others are looked up in one query).
+/// `rows` (in order), each with the document before it, as `wanted` says (by sequence).
 fn with_previous(
-    conn: &Connection,
+    records: &mut Records<'_>,
     wanted: Vec<Wanted>,
     rows: Vec<VersionRow>,
-    texts: &HashMap<u64, String>,
 ) -> Result<Vec<VersionRow>, StoreError> {
-    let missing: Vec<u64> = wanted
-        .iter()
-        .filter_map(|w| w.previous.flatten())
-        .filter(|s| !texts.contains_key(s))
-        .collect();
-    let before = event_data(conn, missing)?;
-    let mut rows: HashMap<u64, VersionRow> = rows.into_iter().map(|v| (v.seq, v)).collect();
-    Ok(wanted
+    let mut before: HashMap<u64, serde_json::Value> = HashMap::new();
+    for seq in wanted.iter().filter_map(|w| w.previous.flatten()) {
+        if let std::collections::hash_map::Entry::Vacant(e) = before.entry(seq) {
+            let doc = records.document(Some(seq))?;
+            e.insert(doc.map_or(serde_json::Value::Null, |d| parse(&d)));
+        }
+    }
+    let previous: HashMap<u64, Option<Option<u64>>> =
+        wanted.into_iter().map(|w| (w.seq, w.previous)).collect();
+    Ok(rows
         .into_iter()
-        .filter_map(|w| {
-            let mut v = rows.remove(&w.seq)?;
-            v.previous = w.previous.map(|p| {
-                p.and_then(|s| {
-                    texts
-                        .get(&s)
-                        .map(|t| parse(t))
-                        .or_else(|| before.get(&s).map(|t| parse(t)))
-                })
-                .unwrap_or(serde_json::Value::Null)
+        .map(|mut v| {
+            v.previous = previous.get(&v.seq).copied().flatten().map(|p| {
+                p.and_then(|s| before.get(&s).cloned())
+                    .unwrap_or(serde_json::Value::Null)
             });
-            Some(v)
+            v
         })
         .collect())
 }
 
 /// An asset's events, newest first, from before `before` (a sequence; `None`: the newest).
 pub fn history(
-    conn: &Connection,
     snap: &Snapshot,
     key: &str,
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<VersionRow>, StoreError> {
-    let wanted: Vec<Wanted> = {
+    let (wanted, located): (Vec<Wanted>, Vec<Option<Located>>) = {
         let versions = snap.versions();
         let all = versions.of(key);
         let end = all.partition_point(|v| v.seq < before.unwrap_or(u64::MAX));
         let start = end.saturating_sub(limit as usize);
-        (start..end).rev().map(|i| wanted(all, i)).collect()
+        (start..end)
+            .rev()
+            .map(|i| (wanted(all, i), versions.locate(all[i].seq)))
+            .unzip()
     };
-    let list = seq_list(wanted.iter().map(|w| w.seq));
-    if list.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN ({list})"
-    ))?;
-    let (rows, texts) = event_rows(&mut stmt, &[])?;
-    with_previous(conn, wanted, rows, &texts)
+    let mut records = Records::new(snap);
+    let rows = located
+        .into_iter()
+        .flatten()
+        .map(|at| records.version_row(at))
+        .collect::<Result<Vec<_>, _>>()?;
+    with_previous(&mut records, wanted, rows)
 }
 
 /// Filters of a window of changes.
@@ -334,49 +311,53 @@ pub struct ChangeQuery {
 
 /// Asset events in stream order matching `q`, up to the snapshot's checkpoint.
 ///
-/// `events` is in stream order, so a range of sequences is a range of row groups: the window is
-/// read in growing slices (the first one a few pages wide), each a scan of only its own rows,
-/// until the page is full or the range is done.
-pub fn changes(
-    conn: &Connection,
-    snap: &Snapshot,
-    q: &ChangeQuery,
-) -> Result<Vec<VersionRow>, StoreError> {
+/// The versions index lists every asset event in stream order with its type: the window is
+/// walked there (type filters in memory), and only candidates' records are read (provider and
+/// kind filters apply to them), in chunks, until the page is full or the window is done.
+pub fn changes(snap: &Snapshot, q: &ChangeQuery) -> Result<Vec<VersionRow>, StoreError> {
     let until = q.until.unwrap_or(u64::MAX).min(snap.seq());
     let limit = q.limit as usize;
-    let mut filters = String::new();
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    if let Some(p) = &q.provider {
-        filters.push_str(" AND e.provider = ?");
-        args.push(Box::new(p.clone()));
+    let types: Vec<EventType> = q
+        .types
+        .iter()
+        .filter_map(|t| EventType::from_short(t))
+        .collect();
+    if !q.types.is_empty() && types.is_empty() {
+        return Ok(Vec::new());
     }
-    for (column, values) in [("kind", &q.kinds), ("type", &q.types)] {
-        if !values.is_empty() {
-            filters.push_str(&format!(" AND e.{column} IN ("));
-            for (i, v) in values.iter().enumerate() {
-                filters.push_str(if i == 0 { "?" } else { ", ?" });
-                args.push(Box::new(v.clone()));
-            }
-            filters.push(')');
-        }
-    }
+    let mut records = Records::new(snap);
     let mut found: Vec<VersionRow> = Vec::new();
-    let mut texts = HashMap::new();
     let mut after = q.after;
-    let mut window = (limit as u64).saturating_mul(4).max(1024);
+    let filtered = q.provider.is_some() || !q.kinds.is_empty();
+    let mut chunk = if filtered { 4 * limit } else { limit }.clamp(1, 4096);
     while after < until && found.len() < limit {
-        let hi = after.saturating_add(window).min(until);
-        // Literal bounds, so that DuckDB prunes row groups by their zone maps.
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > {after} AND e.seq <= {hi} \
-             AND e.asset_key IS NOT NULL{filters} ORDER BY e.seq LIMIT {}",
-            limit - found.len()
-        ))?;
-        let (rows, t) = event_rows(&mut stmt, &args)?;
-        found.extend(rows);
-        texts.extend(t);
-        after = hi;
-        window = window.saturating_mul(4);
+        let candidates: Vec<Located> = {
+            let versions = snap.versions();
+            versions
+                .stream(after, until)
+                .iter()
+                .filter(|l| types.is_empty() || types.contains(&l.ty))
+                .take(chunk)
+                .copied()
+                .collect()
+        };
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        after = last.seq;
+        for at in candidates {
+            let r = snap.log().read(at, &mut records.buf)?;
+            if q.provider.as_ref().is_some_and(|p| p != r.provider)
+                || !(q.kinds.is_empty() || q.kinds.iter().any(|k| k == r.kind))
+            {
+                continue;
+            }
+            found.push(version_row(&r));
+            if found.len() == limit {
+                break;
+            }
+        }
+        chunk = (chunk * 4).min(4096);
     }
     let page = {
         let versions = snap.versions();
@@ -389,7 +370,7 @@ pub fn changes(
             })
             .collect()
     };
-    with_previous(conn, page, found, &texts)
+    with_previous(&mut records, page, found)
 }
 
 /// How an asset differs between two points.
@@ -417,69 +398,81 @@ pub struct DiffCounts {
     pub changed: u64,
 }
 
-/// The asset's live version at `at` (`None`: unknown or deleted then).
-fn live_at(versions: &Versions<'_>, key: &str, at: u64) -> Option<Version> {
-    versions.at(key, at).filter(|v| !v.deleted)
+/// How an asset whose versions are `all` differs between sequences `from` and `to`, with its
+/// live versions' sequences then (`None`: it does not).
+fn difference(all: &[Version], from: u64, to: u64) -> Option<(DiffKind, Option<u64>, Option<u64>)> {
+    let live = |at: u64| {
+        all[..all.partition_point(|v| v.seq <= at)]
+            .last()
+            .filter(|v| !v.deleted)
+    };
+    let (a, b) = (live(from), live(to));
+    let kind = match (a, b) {
+        (None, None) => return None,
+        (None, Some(_)) => DiffKind::Added,
+        (Some(_), None) => DiffKind::Removed,
+        (Some(a), Some(b)) if a.content != b.content => DiffKind::Changed,
+        (Some(_), Some(_)) => return None,
+    };
+    Some((kind, a.map(|v| v.seq), b.map(|v| v.seq)))
+}
+
+/// Whether an asset key (`<provider>/<kind>/<id>`) is of `q`'s provider and kinds.
+fn in_scope(key: &str, q: &AssetQuery) -> bool {
+    let mut parts = key.splitn(3, '/');
+    let (provider, kind) = (parts.next(), parts.next());
+    q.provider.as_deref().is_none_or(|p| Some(p) == provider)
+        && (q.kinds.is_empty() || kind.is_some_and(|k| q.kinds.iter().any(|x| x == k)))
 }
 
 /// Assets (of `q`'s provider and kinds) added, removed or changed (content hash) between
 /// sequences `from` and `to`, ordered by key after `q.after`, at most `q.limit`; and the totals.
 pub fn diff(
-    conn: &Connection,
     snap: &Snapshot,
     q: &AssetQuery,
     from: u64,
     to: u64,
 ) -> Result<(Vec<DiffRow>, DiffCounts), StoreError> {
     let mut counts = DiffCounts::default();
-    let mut page: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
-    {
-        // The totals cover every page: walk the whole estate of q's provider and kinds.
-        let all = AssetQuery {
-            after: None,
-            ..q.clone()
-        };
+    let page: Vec<(String, Option<u64>, Option<u64>)> = {
         let versions = snap.versions();
-        for (key, _) in snap.keys(&all) {
-            let (a, b) = (live_at(&versions, key, from), live_at(&versions, key, to));
-            let kind = match (a, b) {
-                (None, None) => continue,
-                (None, Some(_)) => DiffKind::Added,
-                (Some(_), None) => DiffKind::Removed,
-                (Some(a), Some(b)) if a.content != b.content => DiffKind::Changed,
-                (Some(_), Some(_)) => continue,
-            };
-            match kind {
-                DiffKind::Added => counts.added += 1,
-                DiffKind::Removed => counts.removed += 1,
-                DiffKind::Changed => counts.changed += 1,
-            }
-            if page.len() < q.limit as usize && q.after.as_deref().is_none_or(|k| &**key > k) {
-                page.push((key.to_string(), a.map(|v| v.seq), b.map(|v| v.seq)));
+        // The totals cover every page: the whole estate of q's provider and kinds, in no order
+        // (no lookup by key).
+        for (key, all) in versions.all() {
+            match difference(all, from, to) {
+                Some((DiffKind::Added, ..)) if in_scope(key, q) => counts.added += 1,
+                Some((DiffKind::Removed, ..)) if in_scope(key, q) => counts.removed += 1,
+                Some((DiffKind::Changed, ..)) if in_scope(key, q) => counts.changed += 1,
+                _ => {}
             }
         }
+        // The page: keys in order after the cursor, until it is full.
+        snap.keys(q)
+            .filter_map(|(key, _)| {
+                difference(versions.of(key), from, to).map(|(_, a, b)| (key.to_string(), a, b))
+            })
+            .take(q.limit as usize)
+            .collect()
+    };
+    let mut records = Records::new(snap);
+    let mut row_at = |seq: Option<u64>| -> Result<Option<AssetRow>, StoreError> {
+        let at = seq.and_then(|s| records.locate([s]).pop().flatten());
+        at.map(|at| records.asset_row(at)).transpose()
+    };
+    let mut rows = Vec::with_capacity(page.len());
+    for (key, a, b) in page {
+        let (from, to) = (row_at(a)?, row_at(b)?);
+        let kind = match (&from, &to) {
+            (None, _) => DiffKind::Added,
+            (_, None) => DiffKind::Removed,
+            _ => DiffKind::Changed,
+        };
+        rows.push(DiffRow {
+            key,
+            kind,
+            from,
+            to,
+        });
     }
-    let seqs = page
-        .iter()
-        .flat_map(|(_, a, b)| a.iter().chain(b.iter()).copied());
-    let mut by_seq = rows_by_seq(conn, seqs, true)?;
-    let rows = page
-        .into_iter()
-        .map(|(key, a, b)| {
-            let from = a.and_then(|s| by_seq.remove(&s));
-            let to = b.and_then(|s| by_seq.remove(&s));
-            let kind = match (&from, &to) {
-                (None, _) => DiffKind::Added,
-                (_, None) => DiffKind::Removed,
-                _ => DiffKind::Changed,
-            };
-            DiffRow {
-                key,
-                kind,
-                from,
-                to,
-            }
-        })
-        .collect();
     Ok((rows, counts))
 }

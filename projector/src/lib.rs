@@ -5,6 +5,7 @@
 //! - [`current`]: the read model's in-memory half: the current view and every asset's versions,
 //!   published per committed batch.
 //! - [`read`]: queries the API serves from, and a pool of reader connections.
+//! - [`version_log`]: every asset event's row, by offset, beside the database.
 //! - [`history`]: past views, an asset's versions, changes and diffs.
 //! - [`runner`]: the loop that follows the stream from the checkpoint and feeds the store.
 //! - [`identity`]: which stream a read model was built from, and the check that it still is.
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod read;
 pub mod runner;
 pub mod store;
+pub mod version_log;
 
 pub use duckdb::Connection;
 pub use identity::StreamIdentity;
@@ -28,6 +30,9 @@ pub use store::{BatchOutcome, Incoming, Store};
 pub enum StoreError {
     #[error("cannot open DuckDB database {path}: {reason}")]
     Open { path: String, reason: String },
+    /// The version log beside the database ([`version_log`]) cannot be read or written.
+    #[error("version log {path}: {reason}")]
+    Log { path: String, reason: String },
     #[error("DuckDB: {0}")]
     DuckDb(#[from] duckdb::Error),
     #[error("building rows for DuckDB: {0}")]

@@ -1,11 +1,10 @@
 //! Read queries over the read model, and a small pool of reader connections. Every function here
 //! blocks: call them through [`ReadPool::run`], which moves the work off the async executor.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use duckdb::{Connection, OptionalExt, Row};
+use duckdb::{Connection, OptionalExt};
 use inventory_schemas::{SweepCounts, STREAM_NAME};
 
 use crate::current::{Document, Live, Snapshot};
@@ -208,67 +207,6 @@ impl AssetRow {
     pub fn key(&self) -> &str {
         &self.state.key
     }
-}
-
-/// The columns of an asset's state after an event, in [`state_row`]'s order, over an `events`
-/// row (`e`); the newest event's row is the asset's current state (the `assets` view).
-pub(crate) const VERSION_COLUMNS: &str = "e.asset_key, e.provider, e.kind, \
-    substr(e.asset_key, length(e.provider) + length(e.kind) + 3), e.name, e.status, e.source, \
-    epoch_us(e.first_seen), epoch_us(e.last_changed), epoch_us(e.observed_at), \
-    CASE WHEN e.type = 'deleted' THEN epoch_us(e.observed_at) END, e.seq, e.contenthash, \
-    e.chainhash, e.data_seq";
-
-/// The one mapper of [`VERSION_COLUMNS`] (from column `at`) to an asset's state.
-pub(crate) fn state_row(r: &Row<'_>, at: usize) -> duckdb::Result<AssetState> {
-    Ok(AssetState {
-        key: r.get(at)?,
-        provider: r.get(at + 1)?,
-        kind: r.get(at + 2)?,
-        native_id: r.get(at + 3)?,
-        name: r.get(at + 4)?,
-        status: r.get(at + 5)?,
-        source: r.get(at + 6)?,
-        first_seen: from_micros(r.get(at + 7)?),
-        last_changed: from_micros(r.get(at + 8)?),
-        last_seen: from_micros(r.get(at + 9)?),
-        deleted_at: r.get::<_, Option<i64>>(at + 10)?.map(from_micros),
-        version: r.get(at + 11)?,
-        contenthash: r.get::<_, Option<String>>(at + 12)?.unwrap_or_default(),
-        chainhash: r.get::<_, Option<String>>(at + 13)?.unwrap_or_default(),
-        data_seq: r.get(at + 14)?,
-    })
-}
-
-/// The `data` of the events with these sequences, by sequence (an index lookup each).
-pub(crate) fn event_data(
-    conn: &Connection,
-    seqs: impl IntoIterator<Item = u64>,
-) -> Result<HashMap<u64, Document>, StoreError> {
-    let list = seq_list(seqs);
-    if list.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // Literal sequences (integers), so that DuckDB looks them up in the index instead of
-    // scanning `data` for every event.
-    let mut stmt = conn.prepare(&format!(
-        "SELECT seq, data FROM events WHERE seq IN ({list})"
-    ))?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, u64>(0)?, Document::from(r.get::<_, String>(1)?)))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Sequences as a literal SQL list (`1,2,3`; empty for none).
-pub(crate) fn seq_list(seqs: impl IntoIterator<Item = u64>) -> String {
-    let mut list = String::new();
-    for s in seqs {
-        if !list.is_empty() {
-            list.push(',');
-        }
-        list.push_str(&s.to_string());
-    }
-    list
 }
 
 /// The newest sweep of one collector scope.

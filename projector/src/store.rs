@@ -35,10 +35,11 @@ use crate::current::{
 use crate::fold::fold;
 use crate::identity::{format_created, payload_sha256, StreamIdentity};
 use crate::read::SweepRow;
+use crate::version_log::{log_path, Located, VersionLog};
 use crate::StoreError;
-use open::{check_version, load_assets, load_identity, load_versions};
+use open::{check_log, check_version, load_assets, load_identity, load_versions};
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = include_str!("store/schema.sql");
 
@@ -97,8 +98,11 @@ struct OpenBatch {
     outcome: BatchOutcome,
     /// New states (with their documents) by key, folded over the batch so far.
     staged: HashMap<Arc<str>, Current, RandomState>,
-    /// The batch's asset events, in stream order (for the versions index).
-    versions: Vec<(Arc<str>, Version)>,
+    /// The batch's asset events, in stream order, and where their records are (for the
+    /// versions index).
+    versions: Vec<(Arc<str>, Version, Located)>,
+    /// Where the version log ends with the batch's records written so far.
+    log_end: u64,
     /// New sweep rows by source.
     sweeps: HashMap<Arc<str>, SweepRow, RandomState>,
     /// The first message of a bound, empty store (sequence, payload SHA-256): the stream's
@@ -116,6 +120,8 @@ pub struct Store {
     /// Newest sweep of every collector scope (committed), by source.
     sweeps: OrdMap<Arc<str>, Arc<SweepRow>>,
     versions: Arc<VersionIndex>,
+    /// Where the committed records of the version log end.
+    log_end: u64,
     /// Where each committed snapshot is published for readers.
     live: Live,
     open: Option<OpenBatch>,
@@ -133,9 +139,33 @@ pub fn wal_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Removes the database at `path` and its write-ahead log; either may be absent.
+/// The files that belong with the database at `path` and move with it: its write-ahead log and
+/// its version log ([`crate::version_log`]).
+pub fn companion_files(path: &Path) -> [PathBuf; 2] {
+    [wal_path(path), log_path(path)]
+}
+
+/// Moves the database at `from` and its companions to `to`, replacing what is there (a companion
+/// `from` lacks is removed at `to`: it belonged to the database replaced).
+pub fn move_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    for (a, b) in companion_files(from).into_iter().zip(companion_files(to)) {
+        if a.exists() {
+            std::fs::rename(&a, &b)?;
+        } else {
+            match std::fs::remove_file(&b) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the database at `path` and its companions; any may be absent.
 pub fn remove_files(path: &Path) -> std::io::Result<()> {
-    for p in [path.to_owned(), wal_path(path)] {
+    let [wal, log] = companion_files(path);
+    for p in [path.to_owned(), wal, log] {
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -165,7 +195,7 @@ impl Store {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::init(conn).map_err(|e| match e {
+        Self::init(conn, Some(&log_path(path))).map_err(|e| match e {
             StoreError::Open { reason, .. } => StoreError::Open {
                 path: path.display().to_string(),
                 reason,
@@ -187,10 +217,11 @@ impl Store {
             path: ":memory:".into(),
             reason: e.to_string(),
         })?;
-        Self::init(conn)
+        Self::init(conn, None)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    /// `log`: the version log's file (`None`: an unnamed temporary one).
+    fn init(conn: Connection, log: Option<&Path>) -> Result<Self, StoreError> {
         // Before any DDL: a database of another version, or not ours, is left as it is.
         let fresh = check_version(&conn)?;
         conn.execute_batch(SCHEMA)?;
@@ -218,8 +249,10 @@ impl Store {
             }
         };
         let identity = load_identity(&conn)?;
-        let versions = Arc::new(load_versions(&conn)?);
-        let assets = load_assets(&conn, versions.newest())?;
+        let versions = load_versions(&conn, VersionLog::open(log)?)?;
+        let log_end = check_log(&conn, &versions)?;
+        let versions = Arc::new(versions);
+        let assets = load_assets(&versions)?;
         let sweeps = crate::read::list_sweeps(&conn)?
             .into_iter()
             .map(|s| (Arc::<str>::from(s.source.as_str()), Arc::new(s)))
@@ -231,6 +264,7 @@ impl Store {
             assets,
             sweeps,
             versions,
+            log_end,
             live: Live::default(),
             open: None,
             identity,
@@ -325,6 +359,7 @@ impl Store {
                 },
                 staged: HashMap::default(),
                 versions: Vec::new(),
+                log_end: self.log_end,
                 sweeps: HashMap::default(),
                 first: None,
             });
@@ -376,6 +411,7 @@ impl Store {
             conn,
             assets,
             sweeps: committed_sweeps,
+            versions: index,
             open,
             ..
         } = self;
@@ -386,10 +422,13 @@ impl Store {
             outcome,
             staged,
             versions,
+            log_end,
             sweeps: staged_sweeps,
             ..
         } = open;
         let mut rows = rows::EventColumns::new();
+        // The piece's version log records, written before the rows (and synced before COMMIT).
+        let mut log = Vec::new();
         {
             let mut rejected = conn.appender("rejected")?;
             for inc in batch {
@@ -445,11 +484,11 @@ impl Store {
                     let row = sweeps::next_row(prev, inc.seq, &ev.source, s);
                     staged_sweeps.insert(Arc::from(ev.source.as_str()), row);
                 }
-                rows.push(rows::EventRow {
+                let mut row = rows::EventRow {
                     seq: inc.seq,
                     recorded_at: inc.recorded_at,
                     observed_at: ev.time,
-                    ty: ev.ty.short(),
+                    ty: ev.ty,
                     asset_key: key,
                     provider,
                     kind,
@@ -461,8 +500,18 @@ impl Store {
                     chainhash: ev.chainhash.as_deref(),
                     data,
                     state: folded.as_ref().map(|c| &c.state),
+                    log: None,
+                };
+                let offset = *log_end + log.len() as u64;
+                row.log = row.record().map(|r| (offset, r.encode(&mut log)));
+                let located = row.log.map(|(offset, len)| Located {
+                    seq: inc.seq,
+                    offset,
+                    len,
+                    ty: ev.ty,
                 });
-                if let Some(current) = folded {
+                rows.push(row);
+                if let (Some(current), Some(located)) = (folded, located) {
                     let key: Arc<str> = match staged.get_key_value(current.state.key.as_str()) {
                         Some((k, _)) => Arc::clone(k),
                         None => match assets.get_key_value(current.state.key.as_str()) {
@@ -477,6 +526,7 @@ impl Store {
                             content: content_fingerprint(&current.state.contenthash),
                             deleted: current.state.deleted_at.is_some(),
                         },
+                        located,
                     ));
                     staged.insert(key, current);
                 }
@@ -484,6 +534,8 @@ impl Store {
             }
             rejected.flush()?;
         }
+        index.log().write_at(*log_end, &log)?;
+        *log_end += log.len() as u64;
         if let Some(batch) = rows.finish()? {
             let mut events = conn.appender("events")?;
             events.append_record_batch(batch)?;
@@ -506,10 +558,12 @@ impl Store {
             if let Err(r) = self.conn.execute_batch("ROLLBACK") {
                 debug!(error = %r, "rollback after a failed commit");
             }
+            self.cut_log();
             return Err(e);
         }
         let outcome = open.outcome;
         self.checkpoint = outcome.last_seq;
+        self.log_end = open.log_end;
         for (key, current) in open.staged {
             self.assets.insert(key, Arc::new(current));
         }
@@ -553,6 +607,10 @@ impl Store {
             "UPDATE checkpoint SET last_seq = ?, updated_at = ? WHERE stream = ?",
             params![open.outcome.last_seq, ts(Utc::now()), STREAM_NAME],
         )?;
+        // Every committed row's record is durable before the row is.
+        if open.log_end > self.log_end {
+            self.versions.log().sync()?;
+        }
         self.conn.execute_batch("COMMIT")?;
         Ok(())
     }
@@ -563,6 +621,15 @@ impl Store {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 warn!(error = %e, "rollback failed");
             }
+            self.cut_log();
+        }
+    }
+
+    /// Cuts the version log back to its committed records (what an abandoned batch wrote is
+    /// overwritten by the next one anyway, and cut off on open).
+    fn cut_log(&self) {
+        if let Err(e) = self.versions.log().truncate(self.log_end) {
+            warn!(error = %e, "cutting the version log back to its last commit");
         }
     }
 }
@@ -731,6 +798,60 @@ mod tests {
     }
 
     #[test]
+    fn the_version_log_is_cut_to_the_last_commit_and_written_again_when_it_is_not_this_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.duckdb");
+        let log = log_path(&path);
+        let past = |store: &Store| {
+            let snap = store.live().load();
+            let row = crate::history::get_asset_at(&snap, "aws/account/1", 2).unwrap();
+            let data = row.unwrap().data.unwrap();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&data).unwrap()["name"],
+                "b"
+            );
+            let gone = crate::history::get_asset_at(&snap, "aws/account/1", 3).unwrap();
+            assert!(gone.unwrap().state.deleted_at.is_some());
+        };
+        let end = {
+            let mut store = Store::open(&path).unwrap();
+            store
+                .apply(&[upsert(1, "1", "a"), upsert(2, "1", "b")])
+                .unwrap();
+            store.apply(&[tombstone(3, "1")]).unwrap();
+            past(&store);
+            let end = std::fs::metadata(&log).unwrap().len();
+            // A batch that never commits leaves nothing in the log.
+            store.append(&[upsert(4, "2", "lost")]).unwrap();
+            assert!(std::fs::metadata(&log).unwrap().len() > end);
+            store.rollback();
+            assert_eq!(std::fs::metadata(&log).unwrap().len(), end);
+            end
+        };
+        // A crash after the records of an uncommitted batch were written: cut off on open.
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes.extend_from_slice(b"records of a batch that never committed");
+        std::fs::write(&log, &bytes).unwrap();
+        past(&Store::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), end);
+        // Another database's log, a cut one, or none: written again from `events`.
+        for broken in [vec![7u8; end as usize], bytes[..10].to_vec(), Vec::new()] {
+            std::fs::write(&log, broken).unwrap();
+            past(&Store::open(&path).unwrap());
+            assert_eq!(std::fs::read(&log).unwrap(), bytes[..end as usize]);
+        }
+        std::fs::remove_file(&log).unwrap();
+        past(&Store::open(&path).unwrap());
+        // The log moves and goes with the database.
+        let moved = dir.path().join("n.duckdb");
+        move_files(&path, &moved).unwrap();
+        assert!(!log.exists());
+        past(&Store::open(&moved).unwrap());
+        remove_files(&moved).unwrap();
+        assert!(!log_path(&moved).exists());
+    }
+
+    #[test]
     fn a_tombstone_keeps_the_last_known_data_within_and_across_batches() {
         let mut store = Store::open_in_memory().unwrap();
         store
@@ -743,7 +864,7 @@ mod tests {
         assert_eq!(data_of(&store, "aws/account/9"), serde_json::Value::Null);
         // States survive a reopen (data_seq is stored).
         let conn = store.connection().unwrap();
-        let reopened = Store::init(conn).unwrap();
+        let reopened = Store::init(conn, None).unwrap();
         assert_eq!(reopened.assets["aws/account/2"].state.data_seq, Some(4));
         assert_eq!(reopened.assets, store.assets);
         assert_eq!(reopened.sweeps, store.sweeps);

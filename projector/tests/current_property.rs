@@ -3,7 +3,9 @@
 //! rolled back and applied again), the in-memory read model at every committed checkpoint equals
 //! the pure fold of the stream up to it: every asset's state and document, every asset's
 //! versions, every scope's sweep. A snapshot taken earlier still shows its own checkpoint after
-//! later commits, and a store reopened from its DuckDB file loads the same model.
+//! later commits, and a store reopened from its DuckDB file loads the same model. The newest
+//! snapshot's past views (read from the version log) at every earlier checkpoint are that
+//! checkpoint's fold too, also once the log is lost and written again from the database.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -11,6 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use inventory_projector::current::{content_fingerprint, Snapshot, Version};
 use inventory_projector::fold::{fold, AssetState};
+use inventory_projector::history::{self, ChangeQuery};
 use inventory_projector::read::AssetQuery;
 use inventory_projector::{Incoming, Store};
 use inventory_schemas::{
@@ -254,6 +257,68 @@ impl Expected {
     }
 }
 
+impl Expected {
+    /// Asserts that `snap`'s past views at this checkpoint are exactly it.
+    fn check_past(&self, snap: &Snapshot, what: &str) {
+        let what = format!("{what}: past view at {}", self.seq);
+        for (key, (state, data)) in &self.assets {
+            let row = history::get_asset_at(snap, key, self.seq)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{what}: {key} missing"));
+            assert_eq!(row.state, *state, "{what}: state of {key}");
+            assert_eq!(
+                row.data.as_deref(),
+                data.as_deref(),
+                "{what}: data of {key}"
+            );
+            let seqs: Vec<u64> = history::history(snap, key, None, 1000)
+                .unwrap()
+                .iter()
+                .map(|v| v.seq)
+                .filter(|s| *s <= self.seq)
+                .collect();
+            let want: Vec<u64> = self.versions[key].iter().rev().map(|v| v.seq).collect();
+            assert_eq!(seqs, want, "{what}: history of {key}");
+        }
+        for include_deleted in [false, true] {
+            let listed = history::list_assets_at(
+                snap,
+                &AssetQuery {
+                    include_deleted,
+                    limit: 100,
+                    ..AssetQuery::default()
+                },
+                self.seq,
+            )
+            .unwrap();
+            let got: Vec<(&str, &AssetState)> =
+                listed.iter().map(|r| (r.key(), &r.state)).collect();
+            let want: Vec<(&str, &AssetState)> = self
+                .assets
+                .iter()
+                .filter(|(_, (s, _))| include_deleted || s.deleted_at.is_none())
+                .map(|(k, (s, _))| (k.as_str(), s))
+                .collect();
+            assert_eq!(got, want, "{what}: listing (deleted: {include_deleted})");
+        }
+        let changes: Vec<u64> = history::changes(
+            snap,
+            &ChangeQuery {
+                until: Some(self.seq),
+                limit: 1000,
+                ..ChangeQuery::default()
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|v| v.seq)
+        .collect();
+        let mut want: Vec<u64> = self.versions.values().flatten().map(|v| v.seq).collect();
+        want.sort_unstable();
+        assert_eq!(changes, want, "{what}: changes");
+    }
+}
+
 fn run(ops: Vec<(Op, Cut)>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.duckdb");
@@ -291,13 +356,25 @@ fn run(ops: Vec<(Op, Cut)>) {
     store.commit().unwrap();
     committed = pending;
     committed.check(&live.load(), "final");
-    // Earlier snapshots are untouched by later commits (versions included).
+    // Earlier snapshots are untouched by later commits (versions included), and the newest
+    // one's past views are each earlier checkpoint.
+    let newest = live.load();
     for (snap, expected) in &held {
         expected.check(snap, &format!("held snapshot at {}", expected.seq));
+        expected.check_past(&newest, "newest snapshot");
     }
     drop(store);
     let reopened = Store::open(&path).unwrap();
     committed.check(&reopened.live().load(), "reopened");
+    drop(reopened);
+    // A lost version log is written again from the database.
+    std::fs::remove_file(inventory_projector::version_log::log_path(&path)).unwrap();
+    let restored = Store::open(&path).unwrap();
+    let snap = restored.live().load();
+    committed.check(&snap, "log restored");
+    for (_, expected) in &held {
+        expected.check_past(&snap, "log restored");
+    }
 }
 
 proptest! {

@@ -150,7 +150,7 @@ pub async fn history(
     let before = parse_seq_cursor(cursor)?;
     let rows = state
         .pool
-        .run_at(move |conn, snap| history::history(conn, snap, &k, before, limit + 1))
+        .run_at(move |_, snap| history::history(snap, &k, before, limit + 1))
         .await
         .map_err(|e| read_failed(&e))?;
     if rows.is_empty() && before.is_none() {
@@ -201,7 +201,7 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
             };
             q.after = since.unwrap_or(0).max(cursor.unwrap_or(0));
             q.until = until;
-            Ok(Ok(history::changes(conn, snap, &q)?))
+            Ok(Ok(history::changes(snap, &q)?))
         })
         .await
         .map_err(|e| read_failed(&e))?
@@ -250,7 +250,7 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
-            let (rows, counts) = history::diff(conn, snap, &q, f, t)?;
+            let (rows, counts) = history::diff(snap, &q, f, t)?;
             Ok(Ok((f, t, rows, counts)))
         })
         .await
@@ -421,7 +421,7 @@ async fn produce(
             q.until = Some(applied);
             let read = state
                 .pool
-                .run_at(move |conn, snap| Ok((history::changes(conn, snap, &q)?, snap.seq())))
+                .run_at(move |_, snap| Ok((history::changes(snap, &q)?, snap.seq())))
                 .await;
             let (rows, read_upto) = match read {
                 Ok(read) => read,

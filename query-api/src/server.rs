@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream::Stream as JsStream;
 use inventory_bus::{BusError, NatsConfig, StreamSettings};
-use inventory_projector::store::{remove_files, wal_path};
+use inventory_projector::store::{move_files, remove_files};
 use inventory_projector::{
     ErrorKind, ProjectorError, ReadPool, RunOptions, Status, Store, StoreError,
 };
@@ -291,18 +291,9 @@ async fn rebuild(p: &Projection) -> Result<Option<Store>, ApiError> {
     p.pool
         .run(|conn| Ok(conn.execute_batch("FORCE CHECKPOINT")?))
         .await?;
-    let moved = std::fs::rename(&fresh_path, &p.db_path).and_then(|()| {
-        let (wal, old_wal) = (wal_path(&fresh_path), wal_path(&p.db_path));
-        if wal.exists() {
-            std::fs::rename(&wal, &old_wal)
-        } else if old_wal.exists() {
-            // Folded into the frozen file by the checkpoint; never to be replayed into the new one.
-            std::fs::remove_file(&old_wal)
-        } else {
-            Ok(())
-        }
-    });
-    moved.map_err(|e| ApiError::Rebuild {
+    // A WAL of the frozen file was folded into it by the checkpoint: never to be replayed into
+    // the new one. Readers of the frozen read model keep their open files (its version log too).
+    move_files(&fresh_path, &p.db_path).map_err(|e| ApiError::Rebuild {
         path: p.db_path.display().to_string(),
         reason: format!("cannot move {} there: {e}", fresh_path.display()),
     })?;

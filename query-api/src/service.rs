@@ -224,7 +224,7 @@ async fn page(
                 };
                 let mut all = Vec::new();
                 for q in &queries {
-                    all.extend(history::list_assets_at(conn, snap, q, seq)?);
+                    all.extend(history::list_assets_at(snap, q, seq)?);
                 }
                 Ok(Ok((all, Some(seq), snap.seq())))
             })
@@ -362,7 +362,7 @@ pub async fn get_asset(
             .pool
             .run_at(move |conn, snap| {
                 Ok(match resolve_point(conn, snap, "as_of", p) {
-                    Ok(at) => Ok((history::get_asset_at(conn, snap, &k, at)?, snap.seq())),
+                    Ok(at) => Ok((history::get_asset_at(snap, &k, at)?, snap.seq())),
                     Err(e) => Err(e),
                 })
             })

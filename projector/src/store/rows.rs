@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::{
-    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+    ArrayBuilder, ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+    UInt64Builder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use inventory_schemas::EventType;
+
 use crate::fold::AssetState;
+use crate::version_log::Record;
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -29,11 +33,11 @@ fn schema(columns: &[(&str, DataType, bool)]) -> SchemaRef {
 }
 
 /// One row of `events`, borrowed from the decoded event.
-pub(super) struct EventRow<'a> {
+pub(crate) struct EventRow<'a> {
     pub seq: u64,
     pub recorded_at: DateTime<Utc>,
     pub observed_at: DateTime<Utc>,
-    pub ty: &'a str,
+    pub ty: EventType,
     pub asset_key: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub kind: Option<&'a str>,
@@ -46,6 +50,36 @@ pub(super) struct EventRow<'a> {
     pub data: &'a str,
     /// The asset's state after the event (asset events).
     pub state: Option<&'a AssetState>,
+    /// Where the event's record is in the version log (asset events): offset and length.
+    pub log: Option<(u64, u32)>,
+}
+
+impl<'a> EventRow<'a> {
+    /// The version log's record of an asset event (`None` for a sweep).
+    pub fn record(&self) -> Option<Record<'a>> {
+        let (key, state) = (self.asset_key?, self.state?);
+        Some(Record {
+            seq: self.seq,
+            ty: self.ty,
+            recorded_at: self.recorded_at,
+            observed_at: self.observed_at,
+            first_seen: state.first_seen,
+            last_changed: state.last_changed,
+            prevseq: self.prevseq,
+            data_seq: state.data_seq,
+            key,
+            provider: &state.provider,
+            kind: &state.kind,
+            native_id: &state.native_id,
+            source: self.source,
+            event_id: self.event_id,
+            name: &state.name,
+            status: &state.status,
+            contenthash: self.contenthash,
+            chainhash: self.chainhash,
+            data: self.data,
+        })
+    }
 }
 
 /// The `events` columns of a chunk, in table order.
@@ -69,6 +103,8 @@ pub(super) struct EventColumns {
     first_seen: TimestampMicrosecondBuilder,
     last_changed: TimestampMicrosecondBuilder,
     data_seq: UInt64Builder,
+    log_offset: UInt64Builder,
+    log_len: UInt32Builder,
 }
 
 impl EventColumns {
@@ -93,6 +129,8 @@ impl EventColumns {
             first_seen: TimestampMicrosecondBuilder::new(),
             last_changed: TimestampMicrosecondBuilder::new(),
             data_seq: UInt64Builder::new(),
+            log_offset: UInt64Builder::new(),
+            log_len: UInt32Builder::new(),
         }
     }
 
@@ -100,7 +138,7 @@ impl EventColumns {
         self.seq.append_value(r.seq);
         self.recorded_at.append_value(micros(r.recorded_at));
         self.observed_at.append_value(micros(r.observed_at));
-        self.ty.append_value(r.ty);
+        self.ty.append_value(r.ty.short());
         self.asset_key.append_option(r.asset_key);
         self.provider.append_option(r.provider);
         self.kind.append_option(r.kind);
@@ -120,7 +158,8 @@ impl EventColumns {
             .append_option(r.state.map(|s| micros(s.last_changed)));
         self.data_seq
             .append_option(r.state.and_then(|s| s.data_seq));
-        // Set when a later event of the asset arrives (see `Store::commit`).
+        self.log_offset.append_option(r.log.map(|l| l.0));
+        self.log_len.append_option(r.log.map(|l| l.1));
     }
 
     /// The rows pushed since the last call, as a record batch (`None`: no rows).
@@ -148,6 +187,8 @@ impl EventColumns {
             Arc::new(self.first_seen.finish()),
             Arc::new(self.last_changed.finish()),
             Arc::new(self.data_seq.finish()),
+            Arc::new(self.log_offset.finish()),
+            Arc::new(self.log_len.finish()),
         ];
         let schema = schema(&[
             ("seq", DataType::UInt64, false),
@@ -169,6 +210,8 @@ impl EventColumns {
             ("first_seen", timestamp(), true),
             ("last_changed", timestamp(), true),
             ("data_seq", DataType::UInt64, true),
+            ("log_offset", DataType::UInt64, true),
+            ("log_len", DataType::UInt32, true),
         ]);
         RecordBatch::try_new(schema, columns).map(Some)
     }

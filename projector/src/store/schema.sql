@@ -27,14 +27,16 @@ CREATE TABLE IF NOT EXISTS events (
     status       VARCHAR,
     first_seen   TIMESTAMP,
     last_changed TIMESTAMP,
-    data_seq     UBIGINT              -- the event holding the asset's last known data
+    data_seq     UBIGINT,             -- the event holding the asset's last known data
+    -- Where the event's record is in the version log beside the database (<file>.versions,
+    -- projector/src/version_log.rs); NULL for sweeps.
+    log_offset   UBIGINT,
+    log_len      UINTEGER
 );
--- Point lookups of events by sequence (an asset's data, a page of history) without a scan.
-CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
 -- The current view, for analysts: each asset's newest event, with the state it carries (deleted
 -- ones included, with deleted_at). A view, not a table, so that the write path is only appends to
 -- `events` and the current view can never disagree with the history. The API serves the current
--- view from memory (projector/src/current.rs), loaded from `events` at start.
+-- view from memory (projector/src/current.rs), loaded from the version log at start.
 CREATE VIEW IF NOT EXISTS assets AS
     SELECT asset_key, provider, kind,
            substr(asset_key, length(provider) + length(kind) + 3) AS native_id,
@@ -83,4 +85,3 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason       VARCHAR   NOT NULL,  -- what exactly was wrong
     payload      VARCHAR   NOT NULL   -- as received (lossy UTF-8)
 );
-CREATE TEMP TABLE IF NOT EXISTS newest_stage (seq UBIGINT NOT NULL);
