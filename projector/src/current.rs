@@ -20,7 +20,7 @@ use foldhash::fast::RandomState;
 use imbl::OrdMap;
 
 use crate::fold::AssetState;
-use crate::read::{AssetQuery, AssetRow, SweepRow};
+use crate::read::{AssetQuery, AssetRow, Matcher, SweepRow};
 use crate::version_log::{Located, VersionLog};
 
 /// An asset document (JSON text, exactly as the event carried it; validated when decoded).
@@ -41,8 +41,48 @@ pub struct Version {
     pub seq: u64,
     /// The first 64 bits of the event's content hash (see [`content_fingerprint`]).
     pub content: u64,
+    /// The asset's name after the event ([`Versions::name`]).
+    pub(crate) name: u32,
+    /// The asset's status after the event ([`Versions::status`]).
+    pub(crate) status: u16,
     /// A tombstone (`deleted`).
     pub deleted: bool,
+}
+
+/// A new version, as the writer hands it to the index.
+pub(crate) struct NewVersion {
+    pub key: Arc<str>,
+    pub seq: u64,
+    pub content: u64,
+    pub deleted: bool,
+    pub name: String,
+    pub status: String,
+    pub at: Located,
+}
+
+/// Distinct strings (names, statuses) by number, so that every version carries its asset's name
+/// and status in a few bytes and past views filter on them without reading a record.
+#[derive(Debug, Default)]
+struct Interned {
+    ids: HashMap<Arc<str>, u32, RandomState>,
+    strings: Vec<Arc<str>>,
+}
+
+impl Interned {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push(Arc::clone(&s));
+        self.ids.insert(s, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", |s| s)
+    }
 }
 
 /// The first 64 bits of a content hash: a SHA-256 in hex (optionally `sha256:`-prefixed) gives
@@ -74,6 +114,8 @@ struct Inner {
     by_key: HashMap<Arc<str>, Vec<Version>, RandomState>,
     /// Every asset event in stream order.
     stream: Vec<Located>,
+    names: Interned,
+    statuses: Interned,
 }
 
 /// A read-locked [`VersionIndex`], limited to one snapshot's sequence.
@@ -118,6 +160,21 @@ impl Versions<'_> {
         &stream[lo..hi]
     }
 
+    /// The asset's name after this version.
+    pub fn name(&self, v: &Version) -> &str {
+        self.guard.names.get(v.name)
+    }
+
+    /// The asset's status after this version.
+    pub fn status(&self, v: &Version) -> &str {
+        self.guard.statuses.get(u32::from(v.status))
+    }
+
+    /// Whether the asset after this version passes a query's state filters.
+    pub fn matches(&self, m: &Matcher<'_>, v: &Version) -> bool {
+        m.matches(v.deleted, self.status(v), self.name(v))
+    }
+
     /// Every asset with its versions up to the snapshot, in no particular order.
     pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &[Version])> + '_ {
         self.guard
@@ -142,14 +199,24 @@ impl VersionIndex {
     }
 
     /// Appends committed versions (in stream order) and where their records are.
-    pub(crate) fn append(&self, versions: impl IntoIterator<Item = (Arc<str>, Version, Located)>) {
+    pub(crate) fn append(&self, versions: impl IntoIterator<Item = NewVersion>) {
         let mut inner = match self.inner.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for (key, v, at) in versions {
-            inner.by_key.entry(key).or_default().push(v);
-            inner.stream.push(at);
+        let inner = &mut *inner;
+        for n in versions {
+            let v = Version {
+                seq: n.seq,
+                content: n.content,
+                name: inner.names.id(&n.name),
+                // Statuses are a handful of words; should there ever be more than 65,535,
+                // those beyond read as "" (a status filter then never matches them).
+                status: u16::try_from(inner.statuses.id(&n.status)).unwrap_or(u16::MAX),
+                deleted: n.deleted,
+            };
+            inner.by_key.entry(n.key).or_default().push(v);
+            inner.stream.push(n.at);
         }
     }
 
@@ -257,7 +324,7 @@ impl Snapshot {
     pub fn list(&self, q: &AssetQuery) -> Vec<AssetRow> {
         let matches = q.matcher();
         self.keys(q)
-            .filter(|(_, c)| matches(&c.state))
+            .filter(|(_, c)| matches.state(&c.state))
             .map(|(_, c)| self.row(c))
             .take(q.limit as usize)
             .collect()

@@ -133,57 +133,39 @@ pub fn list_assets_at(
     q: &AssetQuery,
     at: u64,
 ) -> Result<Vec<AssetRow>, StoreError> {
-    let limit = q.limit as usize;
-    let matches = q.matcher();
-    let mut records = Records::new(snap);
+    let matcher = q.matcher();
     // Every asset ever recorded is in the snapshot (deleted ones too), so its keys in order,
-    // each with its version at `at`, are the past view in order. An asset whose version then is
-    // its current one is answered from memory; the others from their records, read in chunks
-    // (the versions index is not held while reading).
-    let mut keys = snap.keys(q);
-    let mut out = Vec::new();
-    let mut chunk = limit.clamp(1, 4096);
-    while out.len() < limit {
-        let candidates: Vec<Result<&Arc<Current>, Located>> = {
-            let versions = snap.versions();
-            keys.by_ref()
-                .filter_map(|(k, c)| {
-                    let v = versions.at(k, at)?;
-                    if !q.include_deleted && v.deleted {
-                        return None;
-                    }
-                    if v.seq == c.state.version {
-                        return Some(Ok(c));
-                    }
-                    versions.locate(v.seq).map(Err)
-                })
-                .take(chunk)
-                .collect()
-        };
-        let exhausted = candidates.len() < chunk;
-        for candidate in candidates {
-            if out.len() == limit {
-                break;
-            }
-            let row = match candidate {
-                Ok(c) => AssetRow {
-                    state: c.state.clone(),
-                    last_seen: c.state.last_seen,
-                    data: c.data.clone(),
-                },
-                // A filter on name or status applies to the past state.
-                Err(located) => records.asset_row(located)?,
-            };
-            if matches(&row.state) {
-                out.push(row);
-            }
-        }
-        if exhausted {
-            break;
-        }
-        chunk = (chunk * 4).min(4096);
-    }
-    Ok(out)
+    // each with its version at `at`, are the past view in order; every version carries the
+    // name and status then, so the filters apply in memory. An asset whose version then is its
+    // current one is answered from memory, the others from their records (read once the
+    // versions index is let go of).
+    let page: Vec<Result<&Arc<Current>, Located>> = {
+        let versions = snap.versions();
+        snap.keys(q)
+            .filter_map(|(k, c)| {
+                let v = versions.at(k, at)?;
+                if !versions.matches(&matcher, &v) {
+                    return None;
+                }
+                if v.seq == c.state.version {
+                    return Some(Ok(c));
+                }
+                versions.locate(v.seq).map(Err)
+            })
+            .take(q.limit as usize)
+            .collect()
+    };
+    let mut records = Records::new(snap);
+    page.into_iter()
+        .map(|candidate| match candidate {
+            Ok(c) => Ok(AssetRow {
+                state: c.state.clone(),
+                last_seen: c.state.last_seen,
+                data: c.data.clone(),
+            }),
+            Err(located) => records.asset_row(located),
+        })
+        .collect()
 }
 
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).
@@ -438,12 +420,18 @@ pub fn diff(
         let versions = snap.versions();
         // The totals cover every page: the whole estate of q's provider and kinds, in no order
         // (no lookup by key).
+        let scoped = q.provider.is_some() || !q.kinds.is_empty();
         for (key, all) in versions.all() {
-            match difference(all, from, to) {
-                Some((DiffKind::Added, ..)) if in_scope(key, q) => counts.added += 1,
-                Some((DiffKind::Removed, ..)) if in_scope(key, q) => counts.removed += 1,
-                Some((DiffKind::Changed, ..)) if in_scope(key, q) => counts.changed += 1,
-                _ => {}
+            let Some((kind, ..)) = difference(all, from, to) else {
+                continue;
+            };
+            if scoped && !in_scope(key, q) {
+                continue;
+            }
+            match kind {
+                DiffKind::Added => counts.added += 1,
+                DiffKind::Removed => counts.removed += 1,
+                DiffKind::Changed => counts.changed += 1,
             }
         }
         // The page: keys in order after the cursor, until it is full.

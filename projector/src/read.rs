@@ -177,17 +177,36 @@ pub struct AssetQuery {
 }
 
 impl AssetQuery {
-    /// The filters of `q` that depend on an asset's state (deletion, status, name), as one
-    /// predicate: the current view and past views apply the same rule.
-    pub fn matcher(&self) -> impl Fn(&AssetState) -> bool + '_ {
-        let needle = self.name_contains.as_deref().map(str::to_lowercase);
-        move |s| {
-            (self.include_deleted || s.deleted_at.is_none())
-                && self.status.as_ref().is_none_or(|st| *st == s.status)
-                && needle
-                    .as_ref()
-                    .is_none_or(|n| crate::current::contains_lowercase(&s.name, n))
+    /// The filters of `q` that depend on an asset's state (deletion, status, name): the current
+    /// view and past views apply the same rule.
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            q: self,
+            needle: self.name_contains.as_deref().map(str::to_lowercase),
         }
+    }
+}
+
+/// [`AssetQuery::matcher`]: the state filters of a query, the name's needle lowercased once.
+pub struct Matcher<'q> {
+    q: &'q AssetQuery,
+    needle: Option<String>,
+}
+
+impl Matcher<'_> {
+    /// Whether an asset that is `deleted` or not, with this status and name, passes.
+    pub fn matches(&self, deleted: bool, status: &str, name: &str) -> bool {
+        (self.q.include_deleted || !deleted)
+            && self.q.status.as_ref().is_none_or(|st| st == status)
+            && self
+                .needle
+                .as_ref()
+                .is_none_or(|n| crate::current::contains_lowercase(name, n))
+    }
+
+    /// Whether an asset in this state passes.
+    pub fn state(&self, s: &AssetState) -> bool {
+        self.matches(s.deleted_at.is_some(), &s.status, &s.name)
     }
 }
 

@@ -30,7 +30,7 @@ use inventory_schemas::{
 use tracing::{debug, warn};
 
 use crate::current::{
-    content_fingerprint, Current, Document, Live, Snapshot, Version, VersionIndex,
+    content_fingerprint, Current, Document, Live, NewVersion, Snapshot, VersionIndex,
 };
 use crate::fold::fold;
 use crate::identity::{format_created, payload_sha256, StreamIdentity};
@@ -100,7 +100,7 @@ struct OpenBatch {
     staged: HashMap<Arc<str>, Current, RandomState>,
     /// The batch's asset events, in stream order, and where their records are (for the
     /// versions index).
-    versions: Vec<(Arc<str>, Version, Located)>,
+    versions: Vec<NewVersion>,
     /// Where the version log ends with the batch's records written so far.
     log_end: u64,
     /// New sweep rows by source.
@@ -519,15 +519,15 @@ impl Store {
                             None => Arc::from(current.state.key.as_str()),
                         },
                     };
-                    versions.push((
-                        Arc::clone(&key),
-                        Version {
-                            seq: inc.seq,
-                            content: content_fingerprint(&current.state.contenthash),
-                            deleted: current.state.deleted_at.is_some(),
-                        },
-                        located,
-                    ));
+                    versions.push(NewVersion {
+                        key: Arc::clone(&key),
+                        seq: inc.seq,
+                        content: content_fingerprint(&current.state.contenthash),
+                        deleted: current.state.deleted_at.is_some(),
+                        name: current.state.name.clone(),
+                        status: current.state.status.clone(),
+                        at: located,
+                    });
                     staged.insert(key, current);
                 }
                 outcome.applied += 1;

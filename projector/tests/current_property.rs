@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use inventory_projector::current::{content_fingerprint, Snapshot, Version};
+use inventory_projector::current::{content_fingerprint, Snapshot};
 use inventory_projector::fold::{fold, AssetState};
 use inventory_projector::history::{self, ChangeQuery};
 use inventory_projector::read::AssetQuery;
@@ -154,6 +154,9 @@ fn message(n: usize, op: &Op) -> Incoming {
 /// A scope's newest sweep as the model shows it: (seq, status, newest ok time, runs).
 type SweepView = (u64, String, Option<DateTime<Utc>>, u64);
 
+/// A version as the index shows it: (seq, content fingerprint, tombstone, name, status).
+type VersionView = (u64, u64, bool, String, String);
+
 /// What the model must hold at one checkpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Expected {
@@ -161,7 +164,7 @@ struct Expected {
     /// Every asset's folded state and last known document.
     assets: BTreeMap<String, (AssetState, Option<String>)>,
     /// Every asset's versions.
-    versions: BTreeMap<String, Vec<Version>>,
+    versions: BTreeMap<String, Vec<VersionView>>,
     /// Each scope's newest sweep.
     sweeps: BTreeMap<String, SweepView>,
 }
@@ -194,11 +197,13 @@ impl Expected {
                 } else {
                     prev.and_then(|p| p.1.clone())
                 };
-                self.versions.entry(key.clone()).or_default().push(Version {
-                    seq: inc.seq,
-                    content: content_fingerprint(&state.contenthash),
-                    deleted: state.deleted_at.is_some(),
-                });
+                self.versions.entry(key.clone()).or_default().push((
+                    inc.seq,
+                    content_fingerprint(&state.contenthash),
+                    state.deleted_at.is_some(),
+                    state.name.clone(),
+                    state.status.clone(),
+                ));
                 self.assets.insert(key, (state, data));
             }
         }
@@ -219,11 +224,21 @@ impl Expected {
                 data.as_deref(),
                 "{what}: data of {key}"
             );
-            assert_eq!(
-                versions.of(key),
-                &self.versions[key][..],
-                "{what}: versions of {key}"
-            );
+            let got: Vec<VersionView> = versions
+                .of(key)
+                .iter()
+                .map(|v| {
+                    let (name, status) = (versions.name(v), versions.status(v));
+                    (
+                        v.seq,
+                        v.content,
+                        v.deleted,
+                        name.to_owned(),
+                        status.to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, self.versions[key], "{what}: versions of {key}");
         }
         let listed = snap.list(&AssetQuery {
             include_deleted: true,
@@ -277,29 +292,34 @@ impl Expected {
                 .map(|v| v.seq)
                 .filter(|s| *s <= self.seq)
                 .collect();
-            let want: Vec<u64> = self.versions[key].iter().rev().map(|v| v.seq).collect();
+            let want: Vec<u64> = self.versions[key].iter().rev().map(|v| v.0).collect();
             assert_eq!(seqs, want, "{what}: history of {key}");
         }
-        for include_deleted in [false, true] {
-            let listed = history::list_assets_at(
-                snap,
-                &AssetQuery {
-                    include_deleted,
-                    limit: 100,
-                    ..AssetQuery::default()
-                },
-                self.seq,
-            )
-            .unwrap();
+        // Past listings, also filtered on the past name and status (case-insensitive name).
+        let filters = [(None, None), (Some("active"), None), (None, Some("NAME-1"))];
+        for (include_deleted, (status, name)) in [false, true]
+            .into_iter()
+            .flat_map(|d| filters.map(|f| (d, f)))
+        {
+            let q = AssetQuery {
+                include_deleted,
+                status: status.map(str::to_owned),
+                name_contains: name.map(str::to_owned),
+                limit: 100,
+                ..AssetQuery::default()
+            };
+            let listed = history::list_assets_at(snap, &q, self.seq).unwrap();
             let got: Vec<(&str, &AssetState)> =
                 listed.iter().map(|r| (r.key(), &r.state)).collect();
             let want: Vec<(&str, &AssetState)> = self
                 .assets
                 .iter()
                 .filter(|(_, (s, _))| include_deleted || s.deleted_at.is_none())
+                .filter(|(_, (s, _))| status.is_none_or(|st| s.status == st))
+                .filter(|(_, (s, _))| name.is_none_or(|n| s.name.contains(&n.to_lowercase())))
                 .map(|(k, (s, _))| (k.as_str(), s))
                 .collect();
-            assert_eq!(got, want, "{what}: listing (deleted: {include_deleted})");
+            assert_eq!(got, want, "{what}: listing {q:?}");
         }
         let changes: Vec<u64> = history::changes(
             snap,
@@ -313,7 +333,7 @@ impl Expected {
         .iter()
         .map(|v| v.seq)
         .collect();
-        let mut want: Vec<u64> = self.versions.values().flatten().map(|v| v.seq).collect();
+        let mut want: Vec<u64> = self.versions.values().flatten().map(|v| v.0).collect();
         want.sort_unstable();
         assert_eq!(changes, want, "{what}: changes");
     }

@@ -188,6 +188,28 @@ async fn main() {
         "diff between two dates (whole estate, totals + 100 items)",
         diffs,
     );
+    // The same diffs' read-model half alone (no HTTP, no JSON): what the answer costs to find.
+    let mut found = Vec::new();
+    for r in 0..requests {
+        let span = events as f64 * 0.4 * (r as f64 / requests as f64);
+        let (from, to) = (
+            (events as f64 * 0.05 + span) as u64,
+            (events as f64 * 0.55 + span) as u64,
+        );
+        let q = inventory_projector::read::AssetQuery {
+            limit: 101,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let snap = store.live().load();
+        let (rows, _) = inventory_projector::history::diff(&snap, &q, from, to).unwrap();
+        found.push(t.elapsed());
+        assert!(!rows.is_empty());
+    }
+    report(
+        "diff (read model only: totals + 101 rows, no HTTP/JSON)",
+        found,
+    );
 
     let mut history = Vec::new();
     for r in 0..requests {

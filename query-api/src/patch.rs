@@ -10,16 +10,14 @@ use serde_json::{json, Map, Value};
 
 /// The operations that turn `from` into `to` (both asset documents), `provenance` excluded.
 pub fn asset_patch(from: &Value, to: &Value) -> Vec<Value> {
-    let strip = |v: &Value| match v {
-        Value::Object(m) => {
-            let mut m = m.clone();
-            m.remove("provenance");
-            Value::Object(m)
-        }
-        other => other.clone(),
-    };
     let mut ops = Vec::new();
-    diff(&strip(from), &strip(to), &mut String::new(), &mut ops);
+    match (from, to) {
+        // Compared in place: no copy of either document without its provenance.
+        (Value::Object(a), Value::Object(b)) => {
+            diff_objects(a, b, &mut String::new(), &mut ops, Some("provenance"));
+        }
+        _ => diff(from, to, &mut String::new(), &mut ops),
+    }
     ops
 }
 
@@ -28,19 +26,22 @@ fn diff(from: &Value, to: &Value, path: &mut String, ops: &mut Vec<Value>) {
         return;
     }
     match (from, to) {
-        (Value::Object(a), Value::Object(b)) => diff_objects(a, b, path, ops),
+        (Value::Object(a), Value::Object(b)) => diff_objects(a, b, path, ops, None),
         _ => ops.push(json!({"op": "replace", "path": path.as_str(), "value": to})),
     }
 }
 
+/// Members of `a` and `b` that differ, `skip` (a member name) left out.
 fn diff_objects(
     a: &Map<String, Value>,
     b: &Map<String, Value>,
     path: &mut String,
     ops: &mut Vec<Value>,
+    skip: Option<&str>,
 ) {
     let len = path.len();
-    for (k, va) in a {
+    let kept = |k: &String| skip != Some(k.as_str());
+    for (k, va) in a.iter().filter(|(k, _)| kept(k)) {
         push_token(path, k);
         match b.get(k) {
             None => ops.push(json!({"op": "remove", "path": path.as_str()})),
@@ -48,7 +49,7 @@ fn diff_objects(
         }
         path.truncate(len);
     }
-    for (k, vb) in b {
+    for (k, vb) in b.iter().filter(|(k, _)| kept(k)) {
         if !a.contains_key(k) {
             push_token(path, k);
             ops.push(json!({"op": "add", "path": path.as_str(), "value": vb}));

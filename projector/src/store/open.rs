@@ -11,7 +11,7 @@ use foldhash::fast::RandomState;
 use imbl::OrdMap;
 
 use super::SCHEMA_VERSION;
-use crate::current::{content_fingerprint, Current, Document, Version, VersionIndex};
+use crate::current::{content_fingerprint, Current, Document, NewVersion, VersionIndex};
 use crate::identity::StreamIdentity;
 use crate::store::from_micros;
 use crate::version_log::{Located, Record, VersionLog};
@@ -99,12 +99,12 @@ pub(super) fn load_versions(
     log: VersionLog,
 ) -> Result<VersionIndex, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT asset_key, seq, contenthash, type, log_offset, log_len FROM events \
+        "SELECT asset_key, seq, contenthash, type, log_offset, log_len, name, status FROM events \
          WHERE asset_key IS NOT NULL ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut keys: HashMap<String, Arc<str>, RandomState> = HashMap::default();
-    let mut batch: Vec<(Arc<str>, Version, Located)> = Vec::new();
+    let mut batch: Vec<NewVersion> = Vec::new();
     let index = VersionIndex::new(log);
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
@@ -119,20 +119,20 @@ pub(super) fn load_versions(
         let contenthash: Option<String> = r.get(2)?;
         let seq: u64 = r.get(1)?;
         let ty = event_type(&r.get::<_, String>(3)?)?;
-        batch.push((
+        batch.push(NewVersion {
             key,
-            Version {
-                seq,
-                content: content_fingerprint(contenthash.as_deref().unwrap_or_default()),
-                deleted: ty == EventType::Deleted,
-            },
-            Located {
+            seq,
+            content: content_fingerprint(contenthash.as_deref().unwrap_or_default()),
+            deleted: ty == EventType::Deleted,
+            name: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            at: Located {
                 seq,
                 offset: r.get(4)?,
                 len: r.get(5)?,
                 ty,
             },
-        ));
+        });
         if batch.len() == 65_536 {
             index.append(batch.drain(..));
         }
