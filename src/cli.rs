@@ -290,6 +290,11 @@ pub struct ServeArgs {
     /// about 1.3 KB per event of it in memory; smaller batches commit, and show progress, sooner).
     #[arg(long, env = "INVENTORY_PROJECTOR_BATCH", default_value_t = 245_760, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub projector_batch: u64,
+    /// Most memory DuckDB keeps for the read model, in MiB (cached blocks and the transaction in
+    /// progress; beyond it DuckDB evicts or spills to disk). The API's own read model in memory
+    /// comes on top.
+    #[arg(long, env = "INVENTORY_DUCKDB_MEMORY_MIB", default_value_t = inventory_projector::store::DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub duckdb_memory_mib: u64,
 }
 
 #[derive(Debug, Args)]

@@ -207,6 +207,7 @@ pub fn serve_config(
         sweep_interval: args.sweep_interval,
         public_url: None,
         projector_batch: usize::try_from(args.projector_batch).unwrap_or(usize::MAX),
+        duckdb_memory_mib: args.duckdb_memory_mib,
         feed: inventory_query_api::FeedSettings {
             heartbeat: args.feed_heartbeat,
             slow_after: args.feed_slow_after,

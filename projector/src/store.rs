@@ -41,6 +41,12 @@ use open::{check_log, check_version, load_assets, load_identity, load_versions};
 
 const SCHEMA_VERSION: i64 = 7;
 
+/// The default of [`Store::set_memory_limit`] for a server's read model (MiB): DuckDB's own
+/// default is 80 % of the machine's memory, which it fills with cached blocks of `events` while
+/// a large stream is projected, though nothing reads them again (the API reads from memory and
+/// the version log).
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
+
 const SCHEMA: &str = include_str!("store/schema.sql");
 
 /// A message from the stream with its decode result (decoding may happen off the writer thread).
@@ -316,6 +322,14 @@ impl Store {
     /// A new connection to the same database, for readers.
     pub fn connection(&self) -> Result<Connection, StoreError> {
         Ok(self.conn.try_clone()?)
+    }
+
+    /// Caps the memory DuckDB keeps for this database (its buffer pool: cached blocks and the
+    /// transaction in progress; beyond it, blocks are evicted or spilled to disk).
+    pub fn set_memory_limit(&self, mib: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("SET memory_limit = '{mib}MiB'"))?;
+        Ok(())
     }
 
     /// Tunes DuckDB for a bulk load (`true`: one thread, as the writer is the only client and more

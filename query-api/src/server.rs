@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Most events per projector transaction while catching up (`INVENTORY_PROJECTOR_BATCH`).
     pub projector_batch: usize,
+    /// Most memory DuckDB keeps for the read model, in MiB (`INVENTORY_DUCKDB_MEMORY_MIB`).
+    pub duckdb_memory_mib: u64,
     /// Tuning of the SSE change feed (`INVENTORY_FEED_HEARTBEAT`, `INVENTORY_FEED_SLOW_AFTER`).
     pub feed: crate::state::FeedSettings,
 }
@@ -81,7 +83,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
     let client = inventory_bus::connect(&cfg.nats).await?;
     let js = async_nats::jetstream::new(client.clone());
     let stream = inventory_bus::ensure_stream(&js, &cfg.stream).await?;
-    let store = match open_store(&cfg.db_path).await {
+    let store = match open_store(&cfg.db_path, cfg.duckdb_memory_mib).await {
         // This replica's read model is derived from the stream: one written by another build is
         // rebuilt from scratch (`/readyz` is not ready until it has caught up).
         Err(StoreError::OtherVersion {
@@ -92,7 +94,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
                 path: cfg.db_path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            open_store(&cfg.db_path).await?
+            open_store(&cfg.db_path, cfg.duckdb_memory_mib).await?
         }
         r => r?,
     };
@@ -117,6 +119,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         Projection {
             stream: stream.clone(),
             db_path: cfg.db_path.clone(),
+            memory_mib: cfg.duckdb_memory_mib,
             pool: pool.clone(),
             status: status_tx,
             cancel: projector_cancel.clone(),
@@ -188,11 +191,15 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
     }
 }
 
-async fn open_store(path: &Path) -> Result<Store, StoreError> {
+async fn open_store(path: &Path, memory_mib: u64) -> Result<Store, StoreError> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || Store::open(&path))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&path)?;
+        store.set_memory_limit(memory_mib)?;
+        Ok(store)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
 /// What the embedded projector works with.
@@ -200,6 +207,8 @@ struct Projection {
     stream: JsStream,
     /// The read model's file (`INVENTORY_DB`).
     db_path: PathBuf,
+    /// DuckDB's memory limit (MiB).
+    memory_mib: u64,
     /// The readers of the API, switched to a rebuilt read model.
     pool: ReadPool,
     /// The API's view of the projector.
@@ -255,7 +264,7 @@ async fn rebuild(p: &Projection) -> Result<Option<Store>, ApiError> {
     };
     let fresh = loop {
         remove_db(&fresh_path)?;
-        let fresh = open_store(&fresh_path).await?;
+        let fresh = open_store(&fresh_path, p.memory_mib).await?;
         // Its own status: the API's keeps describing the frozen read model until the switch.
         let (status, _) = watch::channel(Status::default());
         let opts = RunOptions {
@@ -297,7 +306,7 @@ async fn rebuild(p: &Projection) -> Result<Option<Store>, ApiError> {
         path: p.db_path.display().to_string(),
         reason: format!("cannot move {} there: {e}", fresh_path.display()),
     })?;
-    let store = open_store(&p.db_path).await?;
+    let store = open_store(&p.db_path, p.memory_mib).await?;
     // Feeds see a new read model and end (their sequences were the old stream's); `/readyz`
     // keeps saying "rebuilding" until the next run has checked the stream again.
     p.status.send_modify(|s| {

@@ -354,6 +354,7 @@ pub async fn serve_in(
         sweep_interval: std::time::Duration::from_secs(900),
         public_url: None,
         projector_batch: inventory_projector::RunOptions::default().batch_max,
+        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
         feed,
     };
     let cancel = CancellationToken::new();
