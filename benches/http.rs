@@ -10,7 +10,8 @@
 //! 2. check that every route answers 200, then run oha at maximum throughput (`BENCH_CONNS`
 //!    connections for `BENCH_SECS`) on each: `/healthz` first, the baseline every other route's
 //!    throughput is compared with; lookups and histories pick a random key per request;
-//! 3. the current-view page and the lookup by key at a fixed `BENCH_RATE` req/s;
+//! 3. the current-view page and the lookup by key at a fixed `BENCH_RATE` req/s, the history
+//!    routes at `BENCH_HISTORY_RATE` req/s (diffs at a tenth of it);
 //! 4. the same two again while a task publishes `BENCH_INGEST_RATE` new versions a second of
 //!    random assets (extending their hash chains), then check the read model applied them;
 //! 5. stop `serve` (SIGTERM), start it again on the same DuckDB file, time `/readyz` (≤ 5 s).
@@ -18,7 +19,7 @@
 //! Then a markdown summary of both corpora side by side. Latencies are oha's (with
 //! `--latency-correction` at a fixed rate); req/s counts 200 answers only; any other answer or
 //! error is printed. Knobs: `BENCH_ASSETS` (100000), `BENCH_VERSIONS` (10), `BENCH_SECS` (10),
-//! `BENCH_CONNS` (8), `BENCH_RATE` (500), `BENCH_INGEST_RATE` (1000), `OHA` (the oha binary;
+//! `BENCH_CONNS` (8), `BENCH_RATE` (500), `BENCH_HISTORY_RATE` (100), `BENCH_INGEST_RATE` (1000), `OHA` (the oha binary;
 //! default `oha` on PATH; `make bench-http` installs one into .deps/oha and sets it).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -62,6 +63,8 @@ struct Knobs {
     secs: u64,
     conns: u64,
     rate: u64,
+    /// Fixed rate of the history routes (diffs: a tenth).
+    history_rate: u64,
     ingest_rate: u64,
     oha: String,
 }
@@ -552,6 +555,19 @@ async fn run_corpus(k: &Knobs, http: &reqwest::Client, versions: u64) -> Report 
         print_load(&what, &load, None);
         fixed.push((what, load));
     }
+    // The history routes at a fixed rate well below what they sustain (their latency, not
+    // queueing behind eight saturating connections): `BENCH_HISTORY_RATE`, diffs a tenth of it.
+    for r in routes.iter().skip(5) {
+        let rate = if r.name.contains("diff") {
+            (k.history_rate / 10).max(1)
+        } else {
+            k.history_rate
+        };
+        let load = oha(k, &serve.url(&r.load), Some(rate), r.rand).await;
+        let what = format!("{} @ {rate} req/s", r.name);
+        print_load(&what, &load, None);
+        fixed.push((what, load));
+    }
     let rss_loaded = serve.rss_mib();
     println!("serve: RSS after the loads {rss_loaded:.0} MiB");
 
@@ -842,6 +858,7 @@ async fn main() {
         secs: env("BENCH_SECS", 10).max(1),
         conns: env("BENCH_CONNS", 8).max(1),
         rate: env("BENCH_RATE", 500).max(1),
+        history_rate: env("BENCH_HISTORY_RATE", 100).max(1),
         ingest_rate: env("BENCH_INGEST_RATE", 1000).max(1),
         oha: std::env::var("OHA").unwrap_or_else(|_| "oha".into()),
     };

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::cursor;
+use crate::fast_json::FastJson;
 use crate::model::{
     AssetDoc, ChangeDoc, ChangePage, ChangeType, DiffChange, DiffCountsDoc, DiffItem, DiffPage,
     Document, FeedEnd, FeedEvent, RejectReasonCode, RejectedDoc, RejectedPage,
@@ -126,15 +127,19 @@ fn parse_key(key: &str) -> Result<String, ServiceError> {
 
 /// A page of `limit` changes from `rows` (read with one more, to know whether a next page
 /// exists); the cursor is the last sequence returned.
-fn change_page(mut rows: Vec<VersionRow>, limit: u32) -> ChangePage {
+/// A page of `rows` (`limit` + 1 read: one more means a next page), read at checkpoint `seq`.
+fn change_page(mut rows: Vec<VersionRow>, limit: u32, seq: u64) -> FastJson<ChangePage> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
-    ChangePage {
-        items: rows.into_iter().map(ChangeDoc::from).collect(),
-        next_cursor,
+    FastJson {
+        body: ChangePage {
+            items: rows.into_iter().map(ChangeDoc::from).collect(),
+            next_cursor,
+        },
+        seq,
     }
 }
 
@@ -144,13 +149,13 @@ pub async fn history(
     key: String,
     limit: Option<i64>,
     cursor: Option<String>,
-) -> Result<ChangePage, ServiceError> {
+) -> Result<FastJson<ChangePage>, ServiceError> {
     let k = parse_key(&key)?;
     let limit = parse_limit(limit)?;
     let before = parse_seq_cursor(cursor)?;
-    let rows = state
+    let (rows, seq) = state
         .pool
-        .run_at(move |_, snap| history::history(snap, &k, before, limit + 1))
+        .run_at(move |_, snap| Ok((history::history(snap, &k, before, limit + 1)?, snap.seq())))
         .await
         .map_err(|e| read_failed(&e))?;
     if rows.is_empty() && before.is_none() {
@@ -159,7 +164,7 @@ pub async fn history(
             format!("no asset with key {:?} in the read model", truncate(&key)),
         ));
     }
-    Ok(change_page(rows, limit))
+    Ok(change_page(rows, limit, seq))
 }
 
 /// Filters of `GET /api/v1/changes` and its stream, as received.
@@ -175,7 +180,10 @@ pub struct ChangeParams {
 }
 
 /// `GET /api/v1/changes`: asset events after `since` up to `until`, in stream order.
-pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, ServiceError> {
+pub async fn changes(
+    state: &AppState,
+    p: ChangeParams,
+) -> Result<FastJson<ChangePage>, ServiceError> {
     let limit = parse_limit(p.limit)?;
     let cursor = parse_seq_cursor(p.cursor)?;
     let since = parse_point("since", p.since)?;
@@ -187,7 +195,7 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
         limit: limit + 1,
         ..ChangeQuery::default()
     };
-    let rows = state
+    let (rows, seq) = state
         .pool
         .run_at(move |conn, snap| {
             let point = |name, p: Option<Point>| p.map(|p| resolve_point(conn, snap, name, p));
@@ -201,12 +209,12 @@ pub async fn changes(state: &AppState, p: ChangeParams) -> Result<ChangePage, Se
             };
             q.after = since.unwrap_or(0).max(cursor.unwrap_or(0));
             q.until = until;
-            Ok(Ok(history::changes(snap, &q)?))
+            Ok(Ok((history::changes(snap, &q)?, snap.seq())))
         })
         .await
         .map_err(|e| read_failed(&e))?
         .map_err(PointError::into_service)?;
-    Ok(change_page(rows, limit))
+    Ok(change_page(rows, limit, seq))
 }
 
 /// Filters of `GET /api/v1/diff`, as received.

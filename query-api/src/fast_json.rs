@@ -85,7 +85,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use poem_openapi::types::ToJSON;
 
-    use crate::model::{AssetDoc, AssetPage, Document};
+    use crate::model::{AssetDoc, AssetPage, ChangeDoc, ChangePage, Document};
 
     fn doc(i: u32, data: Option<&str>, deleted: bool) -> AssetDoc {
         let t = Utc
@@ -138,5 +138,38 @@ mod tests {
             ..page
         };
         assert_eq!(written(&with_cursor), with_cursor.to_json().unwrap());
+    }
+
+    #[test]
+    fn writes_change_pages_exactly_as_poem_openapi_does() {
+        let t = Utc.timestamp_opt(1_700_000_000, 5_000).unwrap();
+        let change = |seq: u64, previous: bool| ChangeDoc {
+            seq,
+            ty: if previous { "changed" } else { "discovered" }.into(),
+            key: "gcp/project/p \"1\"".into(),
+            time: t,
+            recorded_at: t,
+            name: "ü".into(),
+            status: "active".into(),
+            source: "/collectors/gcp/o".into(),
+            event_id: "e".into(),
+            contenthash: "c".into(),
+            chainhash: "h".into(),
+            prevseq: seq.saturating_sub(1),
+            patch: previous
+                .then(|| vec![serde_json::json!({"op": "replace", "path": "/a", "value": 2.5})]),
+            provenance: previous.then(|| serde_json::json!({"request_ids": ["r"]})),
+            data: serde_json::json!({"a": [1, null, {"b": "é"}]}),
+        };
+        let written = |p: &ChangePage| -> serde_json::Value {
+            serde_json::from_slice(&serde_json::to_vec(p).unwrap()).unwrap()
+        };
+        for next_cursor in [None, Some("9".to_owned())] {
+            let page = ChangePage {
+                items: vec![change(1, false), change(2, true)],
+                next_cursor,
+            };
+            assert_eq!(written(&page), page.to_json().unwrap());
+        }
     }
 }

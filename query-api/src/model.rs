@@ -224,18 +224,23 @@ pub struct AssetPage {
 }
 
 /// One asset event: what happened to the asset, the state after it, and what changed.
-#[derive(Debug, Clone, PartialEq, Object)]
+///
+/// Also `serde::Serialize` (the same JSON, tested), for [`crate::fast_json::FastJson`].
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
 pub struct ChangeDoc {
     /// Stream sequence of the event (also the SSE `id`).
     pub seq: u64,
     /// `discovered`, `changed` or `deleted`.
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub ty: String,
     /// The asset key.
     pub key: String,
     /// CloudEvents `time`: when the collector observed it.
+    #[serde(serialize_with = "rfc3339")]
     pub time: DateTime<Utc>,
     /// When JetStream recorded the event.
+    #[serde(serialize_with = "rfc3339")]
     pub recorded_at: DateTime<Utc>,
     /// The asset's name after the event (its last name, for `deleted`).
     pub name: String,
@@ -260,7 +265,7 @@ pub struct ChangeDoc {
 }
 
 /// A page of asset events.
-#[derive(Debug, Clone, PartialEq, Object)]
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
 pub struct ChangePage {
     pub items: Vec<ChangeDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.

@@ -10,6 +10,7 @@ use poem_openapi::OpenApi;
 use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::changes::{self, ChangeParams, DiffParams};
+use crate::fast_json::FastJson;
 use crate::model::{ChangePage, ChangeType, DiffPage, FeedEvent};
 use crate::problem_responses;
 use crate::state::AppState;
@@ -79,11 +80,9 @@ impl HistoryApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<ChangePage>, HistoryError> {
+    ) -> Result<FastJson<ChangePage>, HistoryError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(Json(
-            changes::history(&self.state, key.0, limit.0, cursor.0).await?,
-        ))
+        Ok(changes::history(&self.state, key.0, limit.0, cursor.0).await?)
     }
 
     /// Changes in a window
@@ -112,7 +111,7 @@ impl HistoryApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<ChangePage>, ChangesError> {
+    ) -> Result<FastJson<ChangePage>, ChangesError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ChangeParams {
             since: since.0,
@@ -123,7 +122,7 @@ impl HistoryApi {
             limit: limit.0,
             cursor: cursor.0,
         };
-        Ok(Json(changes::changes(&self.state, params).await?))
+        Ok(changes::changes(&self.state, params).await?)
     }
 
     /// Live change feed (Server-Sent Events)
