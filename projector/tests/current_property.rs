@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use inventory_projector::current::{content_fingerprint, Snapshot};
 use inventory_projector::fold::{fold, AssetState};
 use inventory_projector::history::{self, ChangeQuery};
-use inventory_projector::read::AssetQuery;
+use inventory_projector::read::{AssetQuery, AssetRow};
 use inventory_projector::{Incoming, Store};
 use inventory_schemas::{
     encode_asset, encode_sweep, encode_tombstone, Asset, AssetStatus, ChainLink, DataSummary,
@@ -154,6 +154,13 @@ fn message(n: usize, op: &Op) -> Incoming {
 /// A scope's newest sweep as the model shows it: (seq, status, newest ok time, runs).
 type SweepView = (u64, String, Option<DateTime<Utc>>, u64);
 
+/// Asserts that an asset's row is this state and document.
+fn assert_row(row: Option<AssetRow>, state: &AssetState, data: Option<&str>, what: &str) {
+    let row = row.unwrap_or_else(|| panic!("{what}: missing"));
+    assert_eq!(row.state, *state, "{what}: state");
+    assert_eq!(row.data.as_deref(), data, "{what}: data");
+}
+
 /// A version as the index shows it: (seq, content fingerprint, tombstone, name, status).
 type VersionView = (u64, u64, bool, String, String);
 
@@ -215,14 +222,11 @@ impl Expected {
         assert_eq!(snap.asset_count(), self.assets.len(), "{what}: asset count");
         let versions = snap.versions();
         for (key, (state, data)) in &self.assets {
-            let row = snap
-                .get(key)
-                .unwrap_or_else(|| panic!("{what}: {key} missing"));
-            assert_eq!(row.state, *state, "{what}: state of {key}");
-            assert_eq!(
-                row.data.as_deref(),
+            assert_row(
+                snap.get(key),
+                state,
                 data.as_deref(),
-                "{what}: data of {key}"
+                &format!("{what}: {key}"),
             );
             let got: Vec<VersionView> = versions
                 .of(key)
@@ -277,15 +281,8 @@ impl Expected {
     fn check_past(&self, snap: &Snapshot, what: &str) {
         let what = format!("{what}: past view at {}", self.seq);
         for (key, (state, data)) in &self.assets {
-            let row = history::get_asset_at(snap, key, self.seq)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{what}: {key} missing"));
-            assert_eq!(row.state, *state, "{what}: state of {key}");
-            assert_eq!(
-                row.data.as_deref(),
-                data.as_deref(),
-                "{what}: data of {key}"
-            );
+            let row = history::get_asset_at(snap, key, self.seq).unwrap();
+            assert_row(row, state, data.as_deref(), &format!("{what}: {key}"));
             let seqs: Vec<u64> = history::history(snap, key, None, 1000)
                 .unwrap()
                 .iter()
