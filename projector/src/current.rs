@@ -9,7 +9,7 @@
 //! - Snapshots share structure ([`imbl::OrdMap`]): publishing one costs O(1), a batch's updates
 //!   O(changed assets · log n), and a snapshot a reader still holds is never modified.
 //! - DuckDB stays the store of history and the analysts' file: past views take their versions
-//!   from the index and their rows and documents from `events` by sequence.
+//!   from the index and their records from the version log ([`crate::version_log`]) by offset.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -240,15 +240,13 @@ impl VersionIndex {
             .collect()
     }
 
-    /// Where the newest record ends (0: none).
+    /// Where the newest record ends (0: none): records are written in stream order.
     pub(crate) fn log_end(&self) -> u64 {
         self.versions_at(u64::MAX)
             .guard
             .stream
-            .iter()
-            .map(|l| l.offset + u64::from(l.len))
-            .max()
-            .unwrap_or(0)
+            .last()
+            .map_or(0, |l| l.offset + u64::from(l.len))
     }
 
     /// Number of versions held (all keys).

@@ -64,15 +64,14 @@ impl<'s> Records<'s> {
         }
     }
 
-    /// Where the records of these events are (`None`: not an asset event of the snapshot).
-    fn locate(&self, seqs: impl IntoIterator<Item = u64>) -> Vec<Option<Located>> {
-        let versions = self.snap.versions();
-        seqs.into_iter().map(|s| versions.locate(s)).collect()
+    /// Where the record of this event is (`None`: not an asset event of the snapshot).
+    fn locate(&self, seq: u64) -> Option<Located> {
+        self.snap.versions().locate(seq)
     }
 
     /// The document of the event at `seq` (its own `data`).
     fn document(&mut self, seq: Option<u64>) -> Result<Option<Document>, StoreError> {
-        let Some(at) = seq.and_then(|s| self.locate([s]).pop().flatten()) else {
+        let Some(at) = seq.and_then(|s| self.locate(s)) else {
             return Ok(None);
         };
         Ok(Some(Document::from(
@@ -444,7 +443,7 @@ pub fn diff(
     };
     let mut records = Records::new(snap);
     let mut row_at = |seq: Option<u64>| -> Result<Option<AssetRow>, StoreError> {
-        let at = seq.and_then(|s| records.locate([s]).pop().flatten());
+        let at = seq.and_then(|s| records.locate(s));
         at.map(|at| records.asset_row(at)).transpose()
     };
     let mut rows = Vec::with_capacity(page.len());
