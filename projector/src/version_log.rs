@@ -4,9 +4,10 @@
 //! exactly its answer's rows, by offset, however long the history is.
 //!
 //! DuckDB stays the store of history and the analysts' file: each `events` row records where its
-//! record is (`log_offset`, `log_len`), in the same transaction as the row. The writer appends a
-//! batch's records before it commits and syncs them before the COMMIT, so a committed row's
-//! record is always durable; on open, what lies beyond the committed records (a batch that never
+//! record is (`log_offset`, `log_len`), in the same transaction as the row. The writer hands a
+//! batch's records to the log's own thread ([`LogAppender`]) as it appends the rows, and waits
+//! for them to be written and synced before the COMMIT, so a committed row's record is always
+//! durable; on open, what lies beyond the committed records (a batch that never
 //! committed) is cut off, and records missing from the file (a database copied without its log)
 //! are written again from `events` ([`crate::store`]). A record is checked when read: its length
 //! and its sequence must be the ones the index expects.
@@ -18,6 +19,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use inventory_schemas::EventType;
@@ -281,6 +283,12 @@ impl VersionLog {
         self.file()?.set_len(len).map_err(|e| self.error(e))
     }
 
+    /// An appender writing to this log on a thread of its own ([`LogAppender`]).
+    pub(crate) fn appender(&self) -> Result<LogAppender, StoreError> {
+        let file = self.file()?.try_clone().map_err(|e| self.error(e))?;
+        LogAppender::start(file, self.path.clone())
+    }
+
     /// Reads the record at `at` into `buf` (reused across reads) and checks it is that event's.
     pub fn read<'b>(&self, at: Located, buf: &'b mut Vec<u8>) -> Result<Record<'b>, StoreError> {
         buf.resize(at.len as usize, 0);
@@ -298,11 +306,184 @@ impl VersionLog {
     }
 }
 
+/// Writes the writer's records on a thread of its own, so that copying them into the page
+/// cache (17 % of a replaying writer's time, measured with `perf`) overlaps DuckDB's work on the
+/// writer thread instead of adding to it.
+///
+/// Writes are queued in order, at most [`LogAppender::QUEUE`] buffers deep (the writer waits
+/// beyond that, so the bytes in flight are bounded); [`LogAppender::sync`] returns once every
+/// queued write is done and durable, or with the first write's error since the last sync. The
+/// written buffers come back for reuse ([`LogAppender::buffer`]), so steady writing touches no
+/// fresh memory.
+pub(crate) struct LogAppender {
+    jobs: Option<mpsc::SyncSender<Job>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: String,
+}
+
+enum Job {
+    Write { offset: u64, bytes: Vec<u8> },
+    Sync(mpsc::SyncSender<Result<(), String>>),
+    Truncate(u64, mpsc::SyncSender<Result<(), String>>),
+}
+
+impl LogAppender {
+    /// Buffers queued for writing before [`LogAppender::write`] waits.
+    pub(crate) const QUEUE: usize = 2;
+
+    fn start(file: File, path: String) -> Result<Self, StoreError> {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(Self::QUEUE);
+        let (spare_tx, spare) = mpsc::sync_channel::<Vec<u8>>(Self::QUEUE + 1);
+        let thread = std::thread::Builder::new()
+            .name("version-log".into())
+            .spawn(move || {
+                // The first failed write since the last sync; later writes of the batch are
+                // skipped (the batch cannot commit).
+                let mut failed: Option<String> = None;
+                for job in rx {
+                    match job {
+                        Job::Write { offset, mut bytes } => {
+                            if failed.is_none() {
+                                if let Err(e) = file.write_all_at(&bytes, offset) {
+                                    failed = Some(e.to_string());
+                                }
+                            }
+                            bytes.clear();
+                            let _ = spare_tx.try_send(bytes);
+                        }
+                        Job::Sync(reply) => {
+                            let r = match failed.take() {
+                                Some(e) => Err(e),
+                                None => file.sync_data().map_err(|e| e.to_string()),
+                            };
+                            let _ = reply.send(r);
+                        }
+                        Job::Truncate(len, reply) => {
+                            failed = None;
+                            let _ = reply.send(file.set_len(len).map_err(|e| e.to_string()));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Log {
+                path: path.clone(),
+                reason: format!("cannot start the log writer thread: {e}"),
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            spare,
+            thread: Some(thread),
+            path,
+        })
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Log {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| self.error("the log writer thread stopped"))
+    }
+
+    fn call(
+        &self,
+        job: impl FnOnce(mpsc::SyncSender<Result<(), String>>) -> Job,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(job(tx))?;
+        rx.recv()
+            .map_err(|_| self.error("the log writer thread stopped"))?
+            .map_err(|e| self.error(e))
+    }
+
+    /// An empty buffer to encode records into (one written before, when there is one).
+    pub(crate) fn buffer(&self) -> Vec<u8> {
+        self.spare.try_recv().unwrap_or_default()
+    }
+
+    /// Queues `bytes` to be written at `offset`.
+    pub(crate) fn write(&self, offset: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.send(Job::Write { offset, bytes })
+    }
+
+    /// Waits for every queued write and makes them durable; the first failed write's error.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        self.call(Job::Sync)
+    }
+
+    /// Waits for every queued write, then cuts the file to `len` bytes (forgetting a failed write:
+    /// what it was writing is cut off).
+    pub(crate) fn truncate(&self, len: u64) -> Result<(), StoreError> {
+        self.call(|reply| Job::Truncate(len, reply))
+    }
+}
+
+impl Drop for LogAppender {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has written what was queued.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_appender_writes_in_order_and_a_failed_write_fails_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let appender = LogAppender::start(rw, "log".into()).unwrap();
+        let mut buf = appender.buffer();
+        buf.extend_from_slice(b"abc");
+        appender.write(10, buf).unwrap();
+        appender.write(13, b"def".to_vec()).unwrap();
+        appender.sync().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789abcdef");
+        // A written buffer comes back empty for reuse.
+        let reused = appender.buffer();
+        assert!(reused.is_empty() && reused.capacity() >= 3);
+        appender.write(16, b"ghi".to_vec()).unwrap();
+        appender.truncate(12).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789ab");
+        drop(appender);
+
+        // A handle that cannot write: the error comes with the next sync, naming the file, and
+        // a truncate (the batch abandoned) forgets it.
+        let read_only = File::open(&path).unwrap();
+        let appender = LogAppender::start(read_only, "the-log".into()).unwrap();
+        appender.write(12, b"xyz".to_vec()).unwrap();
+        let e = appender.sync().unwrap_err().to_string();
+        assert!(e.contains("the-log"), "{e}");
+        appender.write(12, b"xyz".to_vec()).unwrap();
+        assert!(
+            appender.truncate(12).is_err(),
+            "set_len needs a writable handle"
+        );
+        appender.sync().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789ab");
+    }
 
     fn record(data: &str) -> Record<'_> {
         let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 1000).unwrap();
