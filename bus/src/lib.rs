@@ -289,6 +289,13 @@ impl StoredMessage {
     }
 }
 
+/// Most messages an ordered read asks the server for at once. The client asks for the next ones
+/// when half are read; what is asked for may all be in flight to it. async-nats asks for 500,
+/// which for events near NATS's default payload limit (1 MiB) is 500 MiB in flight and past the
+/// server's per-connection `max_pending` (64 MiB): the server cuts a client that falls behind
+/// ("Slow Consumer") and the read stalls. 48 keeps a read of 1 MiB events within 48 MiB.
+pub const ORDERED_PULL_BATCH: i64 = 48;
+
 async fn ordered(
     stream: &stream::Stream,
     filter: &str,
@@ -302,6 +309,7 @@ async fn ordered(
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter.to_owned(),
             deliver_policy,
+            max_batch: ORDERED_PULL_BATCH,
             ..Default::default()
         })
         .await

@@ -22,7 +22,7 @@ pub mod version_log;
 pub use duckdb::Connection;
 pub use identity::StreamIdentity;
 pub use read::ReadPool;
-pub use runner::{run, RunOptions, Status};
+pub use runner::{run, RunOptions, Status, DEFAULT_BATCH_MAX_MIB, IN_FLIGHT_BYTES};
 pub use store::{BatchOutcome, Incoming, Store};
 
 /// Errors of the DuckDB store.

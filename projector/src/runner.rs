@@ -13,12 +13,13 @@
 //! tip is refreshed. A stream deleted and created again stops the run with
 //! [`ProjectorError::StreamChanged`] before any of its messages is applied.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::stream::Stream as JsStream;
 use futures::StreamExt;
 use inventory_schemas::STREAM_SUBJECTS;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -26,11 +27,23 @@ use crate::identity;
 use crate::store::{Incoming, Store};
 use crate::ProjectorError;
 
-/// Messages per chunk sent to the writer (a batch is one or more chunks).
+/// Most messages per chunk sent to the writer (a batch is one or more chunks).
 const CHUNK: usize = 1024;
-/// Chunks in flight to the writer: while catching up, enough (64k messages, about 100 MB) for
-/// the feed to keep reading while the writer flushes a row group or commits.
+/// Most message bytes per chunk: a chunk of large events (up to NATS's payload limit, 1 MB by
+/// default) is cut early.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Chunks in flight to the writer (also bounded in bytes by [`IN_FLIGHT_BYTES`]).
 const CHUNKS_IN_FLIGHT: usize = 64;
+/// Most message bytes (payloads and subjects) read from the stream and not yet appended by the
+/// writer: while catching up, enough (about 50k events of 1.3 KB) for the feed to keep reading
+/// while the writer flushes a row group or commits, whatever the size of the events. Messages the
+/// writer has appended are freed by the feed at its next send, so at most about twice this is
+/// held at once.
+pub const IN_FLIGHT_BYTES: usize = 64 << 20;
+/// Default of [`RunOptions::batch_max_bytes`], in MiB.
+pub const DEFAULT_BATCH_MAX_MIB: u64 = 512;
+/// Default of [`RunOptions::batch_max_bytes`].
+pub const DEFAULT_BATCH_MAX_BYTES: usize = (DEFAULT_BATCH_MAX_MIB as usize) << 20;
 
 /// Tuning and stop conditions of a run.
 #[derive(Debug, Clone)]
@@ -40,6 +53,9 @@ pub struct RunOptions {
     /// a multiple of the row group size avoids partial row groups that later checkpoints rewrite.
     /// While catching up DuckDB holds up to this many rows in memory (about 1.3 KB each).
     pub batch_max: usize,
+    /// Most message bytes per transaction: the writer holds the newest document of every asset
+    /// the open transaction changed, so large events end a batch before `batch_max` does.
+    pub batch_max_bytes: usize,
     /// Longest wait to fill a batch once it has one event, once caught up with the stream.
     pub batch_wait: Duration,
     /// The same while catching up with the stream's tip at start (throughput over latency:
@@ -57,6 +73,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             batch_max: 2 * 122_880,
+            batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
             batch_wait: Duration::from_millis(20),
             catchup_batch_wait: Duration::from_secs(10),
             stop_at: None,
@@ -86,6 +103,12 @@ pub struct Status {
     /// from (deleted and created again, or another stream): why. The read model is frozen; the
     /// API rebuilds it.
     pub stream_changed: Option<String>,
+    /// When the projector last committed a batch, or found nothing left to apply in the stream
+    /// (readiness: a projector behind the stream with no progress since long is stalled).
+    pub progressed_at: Option<Instant>,
+    /// When the projector last reached the stream (read its state, or committed messages it
+    /// had just read from it).
+    pub stream_seen_at: Option<Instant>,
 }
 
 impl Status {
@@ -139,6 +162,9 @@ pub async fn run(
         s.tip_at_start = tip;
         s.stream_last_seq = tip.max(start);
         s.caught_up = start >= tip;
+        let now = Some(Instant::now());
+        s.progressed_at = now;
+        s.stream_seen_at = now;
     });
     info!(checkpoint = start, stream_tip = tip, "projector starting");
     // Nothing past the tip exists yet, so a stop point beyond it means "the tip".
@@ -151,6 +177,7 @@ pub async fn run(
     }
 
     let (tx, rx) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES));
     // Chunks the writer is done with go back to the feed, which frees them: the messages were
     // allocated there, and freeing on the allocating thread is much cheaper.
     let (recycle_tx, recycle_rx) = mpsc::unbounded_channel::<Vec<Incoming>>();
@@ -167,7 +194,10 @@ pub async fn run(
         tx,
         recycled: recycle_rx,
         chunk: Vec::with_capacity(CHUNK),
+        chunk_bytes: 0,
+        budget,
         in_batch: 0,
+        batch_bytes: 0,
         deadline: None,
     };
     let fed = feed(
@@ -216,10 +246,17 @@ fn stopped_on(status: &watch::Sender<Status>, e: ProjectorError) -> ProjectorErr
     e
 }
 
+/// What a message holds in memory while in flight (its payload and subject).
+fn message_bytes(msg: &Incoming) -> usize {
+    msg.payload.len() + msg.subject.len()
+}
+
 /// Consecutive messages of a batch; `commit` ends the batch.
 struct Chunk {
     messages: Vec<Incoming>,
     commit: bool,
+    /// The chunk's share of [`IN_FLIGHT_BYTES`], given back once the writer has appended it.
+    bytes: Option<OwnedSemaphorePermit>,
 }
 
 fn writer(
@@ -248,6 +285,7 @@ fn writer(
                 store
                     .append(&chunk.messages)
                     .map_err(|e| fail(e, "write"))?;
+                drop(chunk.bytes);
                 let _ = recycle.send(chunk.messages);
                 chunk.commit
             }
@@ -273,6 +311,9 @@ fn writer(
             s.stream_last_seq = s.stream_last_seq.max(out.last_seq);
             s.applied_total += out.applied;
             s.rejected_total += out.rejected;
+            let now = Some(Instant::now());
+            s.progressed_at = now;
+            s.stream_seen_at = now;
             if !s.caught_up && out.last_seq >= tip {
                 info!(seq = out.last_seq, "projector caught up with the stream");
                 s.caught_up = true;
@@ -294,15 +335,24 @@ struct Pending {
     tx: mpsc::Sender<Chunk>,
     recycled: mpsc::UnboundedReceiver<Vec<Incoming>>,
     chunk: Vec<Incoming>,
+    /// Message bytes of `chunk`.
+    chunk_bytes: usize,
+    /// Message bytes that may be in flight to the writer ([`IN_FLIGHT_BYTES`]).
+    budget: Arc<Semaphore>,
     /// Messages of the batch, sent or not.
     in_batch: usize,
+    /// Message bytes of the batch, sent or not.
+    batch_bytes: usize,
     /// When the batch must be committed at the latest.
     deadline: Option<tokio::time::Instant>,
 }
 
 impl Pending {
     fn push(&mut self, msg: Incoming, wait: Duration) {
+        let bytes = message_bytes(&msg);
         self.chunk.push(msg);
+        self.chunk_bytes += bytes;
+        self.batch_bytes += bytes;
         self.in_batch += 1;
         if self.deadline.is_none() {
             self.deadline = Some(tokio::time::Instant::now() + wait);
@@ -316,6 +366,7 @@ impl Pending {
         }
         if commit {
             self.in_batch = 0;
+            self.batch_bytes = 0;
             self.deadline = None;
         }
         // Reuse a chunk the writer is done with (freeing its messages here).
@@ -327,9 +378,27 @@ impl Pending {
         if next.capacity() == 0 {
             next.reserve(CHUNK);
         }
+        // Wait for the writer to have appended enough of what is in flight (a chunk larger than
+        // the whole budget waits for all of it).
+        let want = u32::try_from(self.chunk_bytes.min(IN_FLIGHT_BYTES)).unwrap_or(u32::MAX);
+        let bytes = if want == 0 {
+            None
+        } else {
+            Some(
+                Arc::clone(&self.budget)
+                    .acquire_many_owned(want)
+                    .await
+                    .map_err(|_| ProjectorError::WriterGone)?,
+            )
+        };
+        self.chunk_bytes = 0;
         let messages = std::mem::replace(&mut self.chunk, next);
         self.tx
-            .send(Chunk { messages, commit })
+            .send(Chunk {
+                messages,
+                commit,
+                bytes,
+            })
             .await
             .map_err(|_| ProjectorError::WriterGone)
     }
@@ -415,8 +484,11 @@ async fn feed(
                         pending.push(Incoming::from(msg), wait);
                         let reached = target.is_some_and(|t| sent >= t);
                         // Reaching the tip at start ends the batch: the projector is then ready.
-                        let commit = pending.in_batch >= batch_max || reached || sent == tip;
-                        if commit || pending.chunk.len() >= CHUNK {
+                        let commit = pending.in_batch >= batch_max
+                            || pending.batch_bytes >= opts.batch_max_bytes
+                            || reached
+                            || sent == tip;
+                        if commit || pending.chunk.len() >= CHUNK || pending.chunk_bytes >= CHUNK_BYTES {
                             pending.send(commit).await?;
                         }
                         if reached {
@@ -446,7 +518,14 @@ async fn feed(
                                 let _ = pending.send(true).await;
                                 return Err(e);
                             }
-                            status.send_modify(|st| st.stream_last_seq = st.stream_last_seq.max(state.last_seq));
+                            status.send_modify(|st| {
+                                st.stream_last_seq = st.stream_last_seq.max(state.last_seq);
+                                let now = Some(Instant::now());
+                                st.stream_seen_at = now;
+                                if st.stream_last_seq <= st.applied_seq {
+                                    st.progressed_at = now;
+                                }
+                            });
                         }
                         Err(e) => debug!(error = %e, "cannot read the stream's state"),
                     }

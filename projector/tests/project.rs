@@ -15,6 +15,10 @@ use inventory_testkit::NatsServer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `inventory` binary, so that memory is measured as the real process's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn asset(id: &str, name: &str) -> Asset {
     Asset {
         id: id.into(),
@@ -275,4 +279,70 @@ async fn wait_for(rx: &mut watch::Receiver<Status>, f: impl Fn(&Status) -> bool)
         .await
         .expect("projector did not get there within 30 s")
         .unwrap();
+}
+
+/// This process's resident memory, in KiB: `VmRSS`, or `VmHWM` (the peak since the last reset).
+fn memory_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn large_events_are_held_in_memory_within_the_in_flight_and_batch_byte_bounds() {
+    let (_nats, js, stream) = setup().await;
+    let mut w = Writer {
+        js: js.clone(),
+        links: Default::default(),
+    };
+    // 240 events of ~800 KB (NATS's default payload limit is 1 MB): 190 MB in the stream, over
+    // 60 assets.
+    let filler = "x".repeat(800 * 1024);
+    for round in 0..4 {
+        for i in 0..60 {
+            let key = format!("aws/account/{i:012}");
+            let link = w.links.get(&key).cloned().unwrap_or_default();
+            let mut a = asset(&format!("{i:012}"), &format!("n{round}"));
+            a.raw = serde_json::json!({ "filler": filler, "round": round });
+            let ty = if round == 0 {
+                EventType::Discovered
+            } else {
+                EventType::Changed
+            };
+            let ev = encode_asset(ty, &a, "/file/test", Utc::now(), &link).unwrap();
+            w.send(ev).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.duckdb")).unwrap();
+    store.set_memory_limit(256).unwrap();
+    // The peak is measured from here (clear_refs 5 resets VmHWM to the current VmRSS).
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = memory_kib("VmRSS:");
+    let (tx, _rx) = watch::channel(Status::default());
+    let opts = RunOptions {
+        stop_when_caught_up: true,
+        batch_max_bytes: 8 << 20,
+        ..RunOptions::default()
+    };
+    let store = run(stream.clone(), store, CancellationToken::new(), tx, opts)
+        .await
+        .unwrap();
+    let grown_mib = memory_kib("VmHWM:").saturating_sub(before) / 1024;
+    assert_eq!(store.checkpoint(), 240);
+    let snap = store.live().load();
+    assert_eq!(snap.asset_count(), 60);
+    let row = snap.get("aws/account/000000000007").unwrap();
+    assert_eq!(row.state.name, "n3");
+    // Measured: +620 MiB at the peak, 200 MiB held after (DuckDB's 256 MiB cache, the current
+    // view's 60 documents of 800 KB). Before the bounds the read never finished: async-nats asked
+    // for 500 of these events at once, past the server's 64 MiB per-client `max_pending`, and the
+    // server cut it off as a slow consumer.
+    assert!(
+        grown_mib < 900,
+        "resident memory grew by {grown_mib} MiB while projecting 190 MB of large events"
+    );
 }
