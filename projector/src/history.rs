@@ -26,13 +26,7 @@ use crate::store::ts;
 use crate::version_log::{Located, Record};
 use crate::StoreError;
 
-/// A point of the stream: a sequence, or a time (resolved to the newest event JetStream
-/// recorded at or before it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Point {
-    Seq(u64),
-    Time(DateTime<Utc>),
-}
+pub use inventory_schemas::Point;
 
 /// The stream sequence of a point: a sequence as is, a time as the newest event recorded at or
 /// before it (0 when none was). Rejected events count: a point names a stream position.

@@ -11,6 +11,7 @@ pub mod event;
 pub mod hash;
 pub mod json_schema;
 pub mod key;
+mod point;
 mod summary;
 pub mod trust;
 
@@ -27,6 +28,7 @@ pub use key::{
     asset_filter, legacy_sweep_subject, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS,
 };
 pub use summary::{DataSummary, EventSummary};
+pub use point::{Point, PointError, POINT_PATTERN};
 pub use trust::{admit, decode_stored, decode_stored_summary, RejectReason, Rejection};
 
 /// Errors of the contract: invalid keys, malformed events.
