@@ -69,6 +69,8 @@ pub enum BusError {
     Connect { url: String, reason: String },
     #[error("JetStream stream {STREAM_NAME}: {0}")]
     Stream(String),
+    #[error("JetStream stream {STREAM_NAME} does not exist, and this NATS identity could not create it within {}s ({reason}): only the API's identity creates it (infra/nats/auth.conf); start `inventory serve` first (docs/runbook.md, \"NATS users\")", waited.as_secs())]
+    StreamMissing { waited: Duration, reason: String },
     #[error("publish to {subject} refused: the subject moved past sequence {expected} (another writer was first)")]
     Conflict { subject: String, expected: u64 },
     #[error("publish to {subject} failed: {reason}")]
@@ -93,7 +95,10 @@ impl BusError {
         match self {
             Self::Connect { .. } => ErrorKind::Config,
             Self::Conflict { .. } => ErrorKind::Conflict,
-            Self::Stream(_) | Self::Publish { .. } | Self::Read { .. } => ErrorKind::Transient,
+            Self::Stream(_)
+            | Self::StreamMissing { .. }
+            | Self::Publish { .. }
+            | Self::Read { .. } => ErrorKind::Transient,
         }
     }
 }
@@ -113,6 +118,9 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, BusError
             match event {
                 async_nats::Event::Disconnected => warn!("disconnected from NATS"),
                 async_nats::Event::Connected => info!("connected to NATS"),
+                // A refused publish or request is only reported this way (the request itself
+                // times out): the subject the identity may not use, infra/nats/auth.conf.
+                async_nats::Event::ServerError(e) => warn!(error = %e, "NATS server error"),
                 other => debug!(event = %other, "NATS client event"),
             }
         });
@@ -162,17 +170,59 @@ pub fn stream_config(settings: &StreamSettings) -> stream::Config {
     }
 }
 
+/// How long [`ensure_stream`] waits for a stream that does not exist and that this identity may
+/// not create (a collector started before the API: infra/nats/auth.conf lets only the API's
+/// identities create `INVENTORY`).
+pub const STREAM_WAIT: Duration = Duration::from_secs(120);
+
 /// Returns the stream, creating it when it does not exist. An existing stream is used as it is;
 /// a mismatch in the properties the contract relies on is logged, not silently changed.
+///
+/// An identity that may not create it (the server refuses the request, which then times out)
+/// waits for it, up to [`STREAM_WAIT`], saying so every attempt; then fails with
+/// [`BusError::StreamMissing`]. Any other error of the server ends it at once.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<stream::Stream, BusError> {
+    use async_nats::jetstream::context::CreateStreamErrorKind;
     let wanted = stream_config(settings);
-    let mut stream = js
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| BusError::Stream(e.to_string()))?;
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_secs(1);
+    let mut stream = loop {
+        match js.get_stream(STREAM_NAME).await {
+            Ok(stream) => break stream,
+            Err(e) if stream_not_found(&e) => {}
+            Err(e) => return Err(BusError::Stream(e.to_string())),
+        }
+        match js.create_stream(wanted.clone()).await {
+            Ok(stream) => {
+                info!(stream = STREAM_NAME, "created the stream");
+                break stream;
+            }
+            // Created by another process in the meantime, perhaps differently: read it.
+            Err(e) if stream_exists(&e) => {}
+            Err(e) if e.kind() == CreateStreamErrorKind::TimedOut => {
+                let waited = started.elapsed();
+                if waited >= STREAM_WAIT {
+                    return Err(BusError::StreamMissing {
+                        waited,
+                        reason: e.to_string(),
+                    });
+                }
+                warn!(
+                    stream = STREAM_NAME,
+                    error = %e,
+                    waited_s = waited.as_secs(),
+                    wait_limit_s = STREAM_WAIT.as_secs(),
+                    "the stream does not exist and creating it was not answered (this identity may not create it: only the API's may); waiting for it"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(BusError::Stream(e.to_string())),
+        }
+    };
     let info = stream
         .info()
         .await
@@ -296,6 +346,28 @@ impl StoredMessage {
 /// ("Slow Consumer") and the read stalls. 48 keeps a read of 1 MiB events within 48 MiB.
 pub const ORDERED_PULL_BATCH: i64 = 48;
 
+/// The server answered that the stream does not exist.
+fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
+        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// The server answered that a stream of that name exists (with another configuration).
+fn stream_exists(e: &jetstream::context::CreateStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(j)
+        if j.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST)
+}
+
+/// A new, unguessable name for an ordered consumer. Named with one filter subject, the client
+/// creates it through `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>` (unnamed: the bare
+/// `$JS.API.CONSUMER.CREATE.<stream>`, whose body may name any filter), the form NATS permissions
+/// can restrict to an identity's own subjects (infra/nats/auth.conf); the server refuses a body
+/// whose filter differs from the subject's. Fetching (`CONSUMER.MSG.NEXT.<stream>.<name>`) cannot
+/// be restricted by name, so the name must not be guessable by another identity.
+fn consumer_name() -> String {
+    format!("ordered-{}", uuid::Uuid::new_v4().simple())
+}
+
 async fn ordered(
     stream: &stream::Stream,
     filter: &str,
@@ -307,6 +379,7 @@ async fn ordered(
     };
     let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> = stream
         .create_consumer(consumer::pull::OrderedConfig {
+            name: Some(consumer_name()),
             filter_subject: filter.to_owned(),
             deliver_policy,
             max_batch: ORDERED_PULL_BATCH,
