@@ -204,6 +204,10 @@ pub struct CollectArgs {
     /// Share of a scope's assets a single sweep may delete before the guard withholds deletions.
     #[arg(long, env = "INVENTORY_MAX_DELETE_SHARE", default_value_t = 0.5, value_parser = parse_share, global = true)]
     pub max_delete_share: f64,
+    /// Largest provider response body a collector reads (bytes); a larger answer is refused
+    /// (from Content-Length, or while streaming) and makes the sweep partial or failed.
+    #[arg(long, env = "INVENTORY_COLLECT_MAX_RESPONSE_BYTES", default_value_t = inventory_producers::config::DEFAULT_MAX_RESPONSE_BYTES, value_parser = clap::value_parser!(u64).range(1024..=4_294_967_296), global = true)]
+    pub max_response_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]

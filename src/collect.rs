@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use inventory_bus::{NatsConfig, StreamSettings};
+use inventory_producers::config::DEFAULT_MAX_RESPONSE_BYTES;
 use inventory_producers::sources::{
     AwsConfig, AwsSource, AzureConfig, AzureSource, FileConfig, FileSource, GcpConfig, GcpSource,
     GrafanaConfig, GrafanaSource, PrometheusConfig, PrometheusSource,
@@ -16,8 +17,9 @@ use tracing::{error, info};
 
 use crate::cli::{CollectArgs, Global, SourceArgs};
 
-/// Builds the source a `collect` subcommand names; errors name the setting.
-async fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
+/// Builds the source a `collect` subcommand names, reading provider answers of at most
+/// `max_response_bytes` each; errors name the setting.
+async fn source(args: SourceArgs, max_response_bytes: u64) -> anyhow::Result<Box<dyn Source>> {
     Ok(match args {
         SourceArgs::File { file } => Box::new(FileSource::new(FileConfig {
             path: file,
@@ -26,15 +28,23 @@ async fn source(args: SourceArgs) -> anyhow::Result<Box<dyn Source>> {
         SourceArgs::Prometheus { url, name } => {
             Box::new(PrometheusSource::new(PrometheusConfig {
                 name,
+                max_response_bytes,
                 ..PrometheusConfig::new(url)
             })?)
         }
         SourceArgs::Aws => Box::new(AwsSource::connect(AwsConfig::from_env()?).await?),
-        SourceArgs::Gcp => Box::new(GcpSource::new(GcpConfig::from_env()?)?),
-        SourceArgs::Azure => Box::new(AzureSource::new(AzureConfig::from_env()?)?),
+        SourceArgs::Gcp => Box::new(GcpSource::new(GcpConfig {
+            max_response_bytes,
+            ..GcpConfig::from_env()?
+        })?),
+        SourceArgs::Azure => Box::new(AzureSource::new(AzureConfig {
+            max_response_bytes,
+            ..AzureConfig::from_env()?
+        })?),
         SourceArgs::Grafana { url, token, name } => Box::new(GrafanaSource::new(GrafanaConfig {
             name,
             token,
+            max_response_bytes,
             ..GrafanaConfig::new(url)
         })?),
     })
@@ -46,7 +56,7 @@ pub async fn run(
     args: CollectArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let source = source(args.source).await?;
+    let source = source(args.source, args.max_response_bytes).await?;
     let opts = SweepOptions {
         max_delete_share: args.max_delete_share,
         force_deletions: args.force_deletions,
@@ -114,24 +124,33 @@ pub async fn local_collectors(
     grafana_token: Option<String>,
 ) -> anyhow::Result<Vec<Box<dyn Source>>> {
     let mut out: Vec<Box<dyn Source>> = vec![
-        source(SourceArgs::File {
-            file: assets_file.to_owned(),
-        })
+        source(
+            SourceArgs::File {
+                file: assets_file.to_owned(),
+            },
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )
         .await
         .context("INVENTORY_ASSETS_FILE")?,
-        source(SourceArgs::Prometheus {
-            url: prometheus_url.to_owned(),
-            name: "prom-local".to_owned(),
-        })
+        source(
+            SourceArgs::Prometheus {
+                url: prometheus_url.to_owned(),
+                name: "prom-local".to_owned(),
+            },
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )
         .await?,
     ];
     if let Some(url) = grafana_url {
         out.push(
-            source(SourceArgs::Grafana {
-                url: url.to_owned(),
-                token: grafana_token,
-                name: "grafana-default".to_owned(),
-            })
+            source(
+                SourceArgs::Grafana {
+                    url: url.to_owned(),
+                    token: grafana_token,
+                    name: "grafana-default".to_owned(),
+                },
+                DEFAULT_MAX_RESPONSE_BYTES,
+            )
             .await?,
         );
     }

@@ -9,6 +9,14 @@ use url::Url;
 /// Default timeout of one HTTP request to a provider.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default upper bound, in bytes, of one provider response body (16 MiB): a larger answer is
+/// refused (from its `Content-Length`, or while it streams) instead of being buffered.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The setting that changes [`DEFAULT_MAX_RESPONSE_BYTES`] (`inventory collect
+/// --max-response-bytes`), named in the error of a refused answer.
+pub const MAX_RESPONSE_BYTES_SETTING: &str = "INVENTORY_COLLECT_MAX_RESPONSE_BYTES";
+
 /// An invalid or missing setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

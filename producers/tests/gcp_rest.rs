@@ -269,6 +269,7 @@ fn source(url: &str, token: &str) -> GcpSource {
         timeout: Duration::from_secs(5),
         retry_initial: Duration::from_millis(50),
         access_token: Some(token.to_owned()),
+        ..GcpConfig::default()
     })
     .unwrap()
 }

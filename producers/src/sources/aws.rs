@@ -15,6 +15,11 @@
 //! the SDK (standard mode: exponential backoff with jitter); the whole sweep has a deadline. A
 //! page that still fails makes the listing incomplete (a `partial` sweep, no tombstones);
 //! refused credentials fail the sweep with one line.
+//!
+//! Response size: the SDK reads and parses each answer itself, through its own HTTP stack, and
+//! offers no byte limit; `INVENTORY_COLLECT_MAX_RESPONSE_BYTES` does not apply here. What bounds
+//! an answer is the API (Organizations pages hold at most 20 accounts or OUs, 50 tags per
+//! call), the per-attempt timeout (`AWS_ORG_TIMEOUT_SECS`) and the sweep deadline.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +42,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::aws_walk::{self, Listing};
+use super::retry::deadline_after;
 use crate::config::{display_url, env_opt, parse_endpoint_url, parse_secs, ConfigError};
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -309,7 +315,7 @@ impl AwsSource {
             org_id: Arc::new(OnceLock::new()),
         };
         match source
-            .describe_organization(Instant::now() + source.config.deadline)
+            .describe_organization(deadline_after(source.config.deadline))
             .await
         {
             Ok((id, _)) => match &source.config.org_id {
@@ -387,7 +393,7 @@ impl AwsSource {
     }
 
     async fn sweep(&self) -> Result<Collected, SourceError> {
-        let deadline = Instant::now() + self.config.deadline;
+        let deadline = deadline_after(self.config.deadline);
         let (principal, sts_request) = self.principal(deadline).await?;
         let (org_id, org_request) = self.describe_organization(deadline).await?;
         match self.org_id.get() {

@@ -41,8 +41,10 @@ use url::Url;
 
 use super::azure_auth::{self, one_line};
 use super::azure_rest::{ancestry, bad_endpoint, parse, Arm, Calls, EntityPage, ListPage};
+use super::retry::DEFAULT_MAX_WAIT;
 use crate::config::{
     display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
+    DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -81,8 +83,15 @@ pub struct AzureConfig {
     pub timeout: Duration,
     /// How long one ARM request may be retried (`AZURE_RETRY_DEADLINE_SECS`, default 60).
     pub deadline: Duration,
-    /// Upper bound of the first retry wait, doubled per attempt up to 30 s (default 500 ms).
+    /// Upper bound of the first retry wait, doubled per attempt up to `retry_max` (default
+    /// 500 ms).
     pub retry_base: Duration,
+    /// Upper bound of any single retry wait, ARM's `Retry-After` included: a longer one is
+    /// clamped to it (`AZURE_RETRY_MAX_WAIT_SECS`, default 30).
+    pub retry_max: Duration,
+    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]); a larger ARM or Entra ID answer fails the request.
+    pub max_response_bytes: u64,
     /// Entra ID tenant of the credential (`AZURE_TENANT_ID`).
     pub tenant_id: Option<String>,
     /// Client id of the app registration or user-assigned identity (`AZURE_CLIENT_ID`).
@@ -108,6 +117,8 @@ impl fmt::Debug for AzureConfig {
             .field("timeout", &self.timeout)
             .field("deadline", &self.deadline)
             .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("tenant_id", &self.tenant_id)
             .field("client_id", &self.client_id)
             .field("client_secret", &redact(&self.client_secret))
@@ -129,6 +140,8 @@ impl AzureConfig {
             timeout: Duration::from_secs(30),
             deadline: Duration::from_secs(60),
             retry_base: Duration::from_millis(500),
+            retry_max: DEFAULT_MAX_WAIT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             tenant_id: None,
             client_id: None,
             client_secret: None,
@@ -140,7 +153,8 @@ impl AzureConfig {
     /// Reads `AZURE_SCOPE` or `AZURE_TENANT_ID` (one is required), `AZURE_CLIENT_ID`,
     /// `AZURE_CLIENT_SECRET`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_RESOURCE_MANAGER_ENDPOINT`,
     /// `AZURE_SUBSCRIPTIONS_API_VERSION`, `AZURE_MANAGEMENT_GROUPS`, `AZURE_TOKEN_SCOPE`,
-    /// `AZURE_TIMEOUT_SECS`, `AZURE_RETRY_DEADLINE_SECS` and `AZURE_ACCESS_TOKEN`.
+    /// `AZURE_TIMEOUT_SECS`, `AZURE_RETRY_DEADLINE_SECS`, `AZURE_RETRY_MAX_WAIT_SECS` and
+    /// `AZURE_ACCESS_TOKEN`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let tenant_id = env_opt("AZURE_TENANT_ID");
         let scope = env_opt("AZURE_SCOPE")
@@ -174,6 +188,9 @@ impl AzureConfig {
         }
         if let Some(v) = env_opt("AZURE_RETRY_DEADLINE_SECS") {
             c.deadline = parse_secs("AZURE_RETRY_DEADLINE_SECS", &v)?;
+        }
+        if let Some(v) = env_opt("AZURE_RETRY_MAX_WAIT_SECS") {
+            c.retry_max = parse_secs("AZURE_RETRY_MAX_WAIT_SECS", &v)?;
         }
         Ok(c)
     }
@@ -264,7 +281,9 @@ impl AzureSource {
             arm: Arm {
                 client,
                 retry_base: config.retry_base,
+                retry_max: config.retry_max,
                 deadline: config.deadline,
+                max_body: config.max_response_bytes,
             },
             credential,
             credential_kind,

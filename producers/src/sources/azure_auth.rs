@@ -23,11 +23,16 @@ use azure_identity::{
 };
 
 use super::azure::AzureConfig;
+use super::http::read_body;
 use crate::config::ConfigError;
 
-/// azure_core's transport over the collector's `reqwest` 0.12 client.
+/// azure_core's transport over the collector's `reqwest` 0.12 client; response bodies are read
+/// with the source's byte limit.
 #[derive(Debug)]
-struct ReqwestTransport(reqwest::Client);
+struct ReqwestTransport {
+    client: reqwest::Client,
+    max_body: u64,
+}
 
 #[async_trait::async_trait]
 impl HttpClient for ReqwestTransport {
@@ -46,7 +51,7 @@ impl HttpClient for ReqwestTransport {
                 ))
             }
         };
-        let mut req = self.0.request(method, request.url().as_str());
+        let mut req = self.client.request(method, request.url().as_str());
         for (name, value) in request.headers().iter() {
             req = req.header(name.as_str(), value.as_str());
         }
@@ -75,7 +80,9 @@ impl HttpClient for ReqwestTransport {
                 headers.insert(name.as_str().to_owned(), v.to_owned());
             }
         }
-        let body = resp.bytes().await.map_err(io)?;
+        let body = read_body(resp, self.max_body).await.map_err(|e| {
+            azure_core::Error::with_message(ErrorKind::Io, format!("identity response: {e}"))
+        })?;
         Ok(AsyncRawResponse::from_bytes(status.into(), headers, body))
     }
 }
@@ -124,7 +131,10 @@ pub(crate) fn choose(
         });
     }
     let client_options = || ClientOptions {
-        transport: Some(Transport::new(Arc::new(ReqwestTransport(client.clone())))),
+        transport: Some(Transport::new(Arc::new(ReqwestTransport {
+            client: client.clone(),
+            max_body: config.max_response_bytes,
+        }))),
         ..Default::default()
     };
     let need = |value: &Option<String>, setting: &str, why: &str| {

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::warn;
 use url::Url;
 
+use super::http::{describe, read_body};
 use super::retry::{self, Backoff, GaveUp, Verdict};
 use crate::source::SourceError;
 
@@ -20,12 +21,17 @@ pub(super) struct Arm {
     pub client: Client,
     /// Upper bound of the first retry wait.
     pub retry_base: Duration,
+    /// Upper bound of any single wait, `Retry-After` included.
+    pub retry_max: Duration,
     /// How long one request may be retried.
     pub deadline: Duration,
+    /// Largest response body read, in bytes.
+    pub max_body: u64,
 }
 
 impl Arm {
-    /// One ARM request, retried on 429, 5xx and connection trouble until the deadline.
+    /// One ARM request, retried on 429, 5xx and connection trouble until the deadline. A body
+    /// larger than `max_body` fails it at once (read no further; retrying would not help).
     pub(super) async fn call(
         &self,
         method: reqwest::Method,
@@ -36,8 +42,8 @@ impl Arm {
     ) -> Result<String, SourceError> {
         let backoff = Backoff {
             initial: self.retry_base,
-            max: Duration::from_secs(30),
-            deadline: tokio::time::Instant::now() + self.deadline,
+            max: self.retry_max,
+            deadline: retry::deadline_after(self.deadline),
         };
         let outcome = retry::retry(backoff, |attempt| {
             let req = self
@@ -49,6 +55,7 @@ impl Arm {
             } else {
                 req
             };
+            let max_body = self.max_body;
             async move {
                 let resp = req.send().await.map_err(|e| Verdict::Retry {
                     error: Failure::new(describe(e), None),
@@ -56,15 +63,21 @@ impl Arm {
                 })?;
                 let status = resp.status();
                 let request_id = request_id(resp.headers());
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(retry::parse_retry_after);
-                let body = resp.text().await.map_err(|e| Verdict::Retry {
-                    error: Failure::new(describe(e), request_id.clone()),
-                    retry_after: None,
-                })?;
+                let retry_after = retry::retry_after(resp.headers());
+                let body = match read_body(resp, max_body).await {
+                    Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+                    Err(e) => {
+                        let error = Failure::new(format!("HTTP {status}: {e}"), request_id);
+                        return Err(if e.too_large() {
+                            Verdict::Fail(error)
+                        } else {
+                            Verdict::Retry {
+                                error,
+                                retry_after: None,
+                            }
+                        });
+                    }
+                };
                 if status.is_success() {
                     return Ok((body, request_id));
                 }
@@ -181,25 +194,6 @@ fn arm_error(status: StatusCode, body: &str) -> String {
         }
         Err(_) => format!("HTTP {status}"),
     }
-}
-
-fn describe(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut out = what.to_owned();
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 #[derive(Deserialize)]

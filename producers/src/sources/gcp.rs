@@ -1,14 +1,16 @@
 //! The `gcp` source: every Google Cloud project the principal can see, from Resource Manager v3
-//! `SearchProjects` (official `google-cloud-resourcemanager-v3` client over REST), each reported
-//! as `gcp/project/<projectId>` with its folder/organisation path (`GetFolder`, each folder read
-//! once per sweep).
+//! `SearchProjects` (its REST API, read into the official `google-cloud-resourcemanager-v3`
+//! model types; the official client is not used because its transport reads answers of any
+//! size), each reported as `gcp/project/<projectId>` with its folder/organisation path
+//! (`GetFolder`, each folder read once per sweep).
 //!
 //! Credentials: Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, GKE Workload
 //! Identity through the metadata server, gcloud user credentials), or a static access token
 //! (`GCP_ACCESS_TOKEN`, for tests and CI) that is never logged nor published.
 //!
 //! Failures: 429 and 5xx are retried with exponential backoff and jitter (a `Retry-After` is
-//! honoured) within the sweep deadline. Refused credentials on the first page fail the sweep
+//! honoured, clamped to `GCP_RETRY_MAX_WAIT_SECS`) within the sweep deadline; an answer larger
+//! than `INVENTORY_COLLECT_MAX_RESPONSE_BYTES` is refused and not retried. Refused credentials on the first page fail the sweep
 //! with one line; a page that still fails after retries (or a folder that cannot be read for a
 //! reason other than permission) makes the listing incomplete: what was read is published, the
 //! sweep is `partial`, nothing is tombstoned. A folder the principal may not read (403/404) ends
@@ -21,18 +23,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{self as gauth, Credentials};
-use google_cloud_gax::options::RequestOptionsBuilder;
-use google_cloud_resourcemanager_v3::client::{Folders, Projects};
 use google_cloud_resourcemanager_v3::model::{project, Project};
 use inventory_schemas::{asset_filter, Asset, AssetStatus, Provenance};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-use tokio::time::Instant;
 use tracing::warn;
 
-use super::gcp_client::{adc_principal, build, classify, explain, one_line, StaticToken};
-use super::retry::{retry, Backoff, GaveUp};
-use crate::config::{env_opt, parse_endpoint_url, parse_secs, validate_name, ConfigError};
+use super::gcp_client::{adc_principal, explain, one_line, ResourceManager, StaticToken};
+use super::retry::{deadline_after, retry, Backoff, GaveUp, DEFAULT_MAX_WAIT};
+use crate::config::{
+    env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
+    DEFAULT_MAX_RESPONSE_BYTES,
+};
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
 const PROVIDER: &str = "gcp";
@@ -59,8 +61,14 @@ pub struct GcpConfig {
     pub deadline: Duration,
     /// Timeout of each HTTP attempt (`GCP_TIMEOUT_SECS`, default 30).
     pub timeout: Duration,
-    /// First retry wait (doubles, capped at 30 s, with full jitter). Default 500 ms.
+    /// First retry wait (doubles, capped at `retry_max`, with full jitter). Default 500 ms.
     pub retry_initial: Duration,
+    /// Upper bound of any single retry wait, Google's `Retry-After` included: a longer one is
+    /// clamped to it (`GCP_RETRY_MAX_WAIT_SECS`, default 30).
+    pub retry_max: Duration,
+    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub max_response_bytes: u64,
     /// Static OAuth 2 access token instead of ADC (`GCP_ACCESS_TOKEN`; tests and CI only).
     /// Never logged, never published.
     pub access_token: Option<String>,
@@ -76,6 +84,8 @@ impl std::fmt::Debug for GcpConfig {
             .field("deadline", &self.deadline)
             .field("timeout", &self.timeout)
             .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field(
                 "access_token",
                 &self.access_token.as_ref().map(|_| "<redacted>"),
@@ -94,6 +104,8 @@ impl Default for GcpConfig {
             deadline: Duration::from_secs(300),
             timeout: Duration::from_secs(30),
             retry_initial: Duration::from_millis(500),
+            retry_max: DEFAULT_MAX_WAIT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             access_token: None,
         }
     }
@@ -101,7 +113,8 @@ impl Default for GcpConfig {
 
 impl GcpConfig {
     /// Reads `GCP_RESOURCEMANAGER_ENDPOINT`, `GCP_PROJECT_QUERY`, `GCP_SCOPE`, `GCP_PAGE_SIZE`,
-    /// `GCP_DEADLINE_SECS`, `GCP_TIMEOUT_SECS` and `GCP_ACCESS_TOKEN`, all optional.
+    /// `GCP_DEADLINE_SECS`, `GCP_TIMEOUT_SECS`, `GCP_RETRY_MAX_WAIT_SECS` and `GCP_ACCESS_TOKEN`,
+    /// all optional.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self {
             endpoint: env_opt("GCP_RESOURCEMANAGER_ENDPOINT"),
@@ -123,6 +136,9 @@ impl GcpConfig {
         if let Some(t) = env_opt("GCP_TIMEOUT_SECS") {
             c.timeout = parse_secs("GCP_TIMEOUT_SECS", &t)?;
         }
+        if let Some(t) = env_opt("GCP_RETRY_MAX_WAIT_SECS") {
+            c.retry_max = parse_secs("GCP_RETRY_MAX_WAIT_SECS", &t)?;
+        }
         Ok(c)
     }
 }
@@ -134,12 +150,13 @@ pub struct GcpSource {
     /// Validated endpoint without its trailing `/` (the client appends `/v3/...`).
     endpoint: Option<String>,
     principal: String,
-    clients: OnceCell<(Projects, Folders)>,
+    client: reqwest::Client,
+    api: OnceCell<ResourceManager>,
 }
 
 impl GcpSource {
     /// Validates the config (`GCP_RESOURCEMANAGER_ENDPOINT: relative URL without a base`, ...).
-    /// The clients (and ADC) are set up at the first `collect`.
+    /// The credentials (ADC) are set up at the first `collect`.
     pub fn new(config: GcpConfig) -> Result<Self, ConfigError> {
         validate_name("GCP_SCOPE", &config.scope)?;
         let endpoint = match &config.endpoint {
@@ -170,15 +187,16 @@ impl GcpSource {
             adc_principal().unwrap_or_else(|| "adc".to_owned())
         };
         Ok(Self {
+            client: http_client(config.timeout)?,
             config,
             endpoint,
             principal,
-            clients: OnceCell::new(),
+            api: OnceCell::new(),
         })
     }
 
-    async fn clients(&self) -> Result<&(Projects, Folders), SourceError> {
-        self.clients
+    async fn api(&self) -> Result<&ResourceManager, SourceError> {
+        self.api
             .get_or_try_init(|| async {
                 // Without their default features the Google crates bring no crypto provider (the
                 // default one, aws-lc-rs, needs cmake): use ring, which reqwest already uses.
@@ -192,19 +210,22 @@ impl GcpSource {
                         ))
                     })?,
                 };
-                let projects = build(Projects::builder(), &self.endpoint, &credentials).await?;
-                let folders = build(Folders::builder(), &self.endpoint, &credentials).await?;
-                Ok((projects, folders))
+                ResourceManager::new(
+                    self.client.clone(),
+                    self.endpoint.as_deref(),
+                    credentials,
+                    self.config.max_response_bytes,
+                )
             })
             .await
     }
 
     async fn sweep(&self) -> Result<Collected, SourceError> {
-        let (projects_client, folders_client) = self.clients().await?;
+        let api = self.api().await?;
         let backoff = Backoff {
             initial: self.config.retry_initial,
-            max: Duration::from_secs(30),
-            deadline: Instant::now() + self.config.deadline,
+            max: self.config.retry_max,
+            deadline: deadline_after(self.config.deadline),
         };
         let mut request_ids = Vec::new();
         let mut projects = Vec::new();
@@ -213,15 +234,7 @@ impl GcpSource {
         let mut token = String::new();
         loop {
             let page = retry(backoff, |_| {
-                let mut call = projects_client
-                    .search_projects()
-                    .set_page_size(self.config.page_size)
-                    .set_page_token(token.clone())
-                    .with_attempt_timeout(self.config.timeout);
-                if let Some(q) = &self.config.query {
-                    call = call.set_query(q.clone());
-                }
-                async move { call.send().await.map_err(classify) }
+                api.search_projects(self.config.query.as_deref(), self.config.page_size, &token)
             })
             .await;
             match page {
@@ -274,9 +287,7 @@ impl GcpSource {
                     break; // an organization: the root
                 }
                 if !folders.contains_key(&cur) {
-                    let lookup = self
-                        .folder(folders_client, &cur, backoff, &mut request_ids)
-                        .await;
+                    let lookup = self.folder(api, &cur, backoff, &mut request_ids).await;
                     folders.insert(cur.clone(), lookup);
                 }
                 match &folders[&cur] {
@@ -317,19 +328,12 @@ impl GcpSource {
     /// Reads one folder's parent.
     async fn folder(
         &self,
-        client: &Folders,
+        api: &ResourceManager,
         name: &str,
         backoff: Backoff,
         request_ids: &mut Vec<String>,
     ) -> FolderLookup {
-        let got = retry(backoff, |_| {
-            let call = client
-                .get_folder()
-                .set_name(name)
-                .with_attempt_timeout(self.config.timeout);
-            async move { call.send().await.map_err(classify) }
-        })
-        .await;
+        let got = retry(backoff, |_| api.get_folder(name)).await;
         match got {
             Ok(f) => FolderLookup::Parent(f.parent),
             Err(GaveUp::Fatal(e)) if e.hidden => {

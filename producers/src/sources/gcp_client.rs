@@ -1,46 +1,159 @@
-//! The `gcp` source's dealings with the official client: building it, credentials (a static
-//! token for tests, never shown), and the classification of its errors into retry or give up.
+//! The `gcp` source's dealings with Resource Manager v3: one GET over the collector's own
+//! `reqwest` client (every body read with the byte limit, which the official client's transport
+//! cannot do), the official crate's model types, `google-cloud-auth` credentials (a static token
+//! for tests, never shown), and the classification of failures into retry or give up.
 
 use google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
 use google_cloud_auth::errors::CredentialsError;
-use google_cloud_gax::error::rpc::{Code, StatusDetails};
-use google_cloud_gax::error::Error as GaxError;
-use google_cloud_gax::retry_policy::NeverRetry;
 use http::{Extensions, HeaderMap, HeaderValue};
+use reqwest::{Client, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tracing::debug;
+use url::Url;
 
-use super::retry::{parse_retry_after, GaveUp, Verdict};
+use super::http::{describe, read_body};
+use super::retry::{retry_after, GaveUp, Verdict};
 use crate::source::SourceError;
 
-/// Builds a Resource Manager client (`Projects`, `Folders`) with our credentials, an optional
-/// endpoint override, and the SDK's own retry loop off: [`super::retry`] decides, so that
-/// `Retry-After` and the sweep deadline are honoured.
-pub(super) async fn build<F, C>(
-    builder: google_cloud_gax::client_builder::ClientBuilder<F, Credentials>,
-    endpoint: &Option<String>,
-    credentials: &Credentials,
-) -> Result<C, SourceError>
-where
-    F: google_cloud_gax::client_builder::internal::ClientFactory<
-        Client = C,
-        Credentials = Credentials,
-    >,
-{
-    let mut builder = builder
-        .with_credentials(credentials.clone())
-        .with_retry_policy(NeverRetry);
-    if let Some(e) = endpoint {
-        builder = builder.with_endpoint(e.clone());
+/// Default Resource Manager endpoint.
+const DEFAULT_ENDPOINT: &str = "https://cloudresourcemanager.googleapis.com/";
+
+/// Resource Manager v3 over REST: the calls the source makes, one attempt each ([`super::retry`]
+/// decides about the next one, so that `Retry-After` and the sweep deadline are honoured).
+#[derive(Debug)]
+pub(super) struct ResourceManager {
+    client: Client,
+    /// Base URL ending in `/`.
+    endpoint: Url,
+    credentials: Credentials,
+    max_body: u64,
+}
+
+impl ResourceManager {
+    /// `endpoint` is a validated base URL (`GCP_RESOURCEMANAGER_ENDPOINT`) or `None` for Google's.
+    pub(super) fn new(
+        client: Client,
+        endpoint: Option<&str>,
+        credentials: Credentials,
+        max_body: u64,
+    ) -> Result<Self, SourceError> {
+        let endpoint = match endpoint {
+            Some(e) => format!("{}/", e.trim_end_matches('/')),
+            None => DEFAULT_ENDPOINT.to_owned(),
+        };
+        let endpoint = Url::parse(&endpoint)
+            .map_err(|e| SourceError::Config(format!("GCP_RESOURCEMANAGER_ENDPOINT: {e}")))?;
+        Ok(Self {
+            client,
+            endpoint,
+            credentials,
+            max_body,
+        })
     }
-    builder.build().await.map_err(|e| {
-        SourceError::Config(format!(
-            "GCP Resource Manager client: {}",
-            one_line(&e.to_string())
-        ))
-    })
+
+    /// `SearchProjects`: one page.
+    pub(super) async fn search_projects(
+        &self,
+        query: Option<&str>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<google_cloud_resourcemanager_v3::model::SearchProjectsResponse, Verdict<CallError>>
+    {
+        let size = page_size.to_string();
+        let mut params = vec![("pageSize", size.as_str())];
+        if let Some(q) = query {
+            params.push(("query", q));
+        }
+        if !page_token.is_empty() {
+            params.push(("pageToken", page_token));
+        }
+        self.get("v3/projects:search", &params).await
+    }
+
+    /// `GetFolder` of `folders/<id>`.
+    pub(super) async fn get_folder(
+        &self,
+        name: &str,
+    ) -> Result<google_cloud_resourcemanager_v3::model::Folder, Verdict<CallError>> {
+        self.get(&format!("v3/{name}"), &[]).await
+    }
+
+    /// One GET of `path` under the endpoint, answered as JSON with enums as numbers (what the
+    /// official client asks for).
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<T, Verdict<CallError>> {
+        let mut url = self.endpoint.join(path).map_err(|e| {
+            Verdict::Fail(CallError::new(format!("GCP_RESOURCEMANAGER_ENDPOINT: {e}")))
+        })?;
+        url.query_pairs_mut()
+            .extend_pairs(params)
+            .append_pair("$alt", "json;enum-encoding=int");
+        let auth = match self.credentials.headers(Extensions::new()).await {
+            Ok(CacheableResource::New { data, .. }) => data,
+            Ok(CacheableResource::NotModified) => HeaderMap::new(),
+            Err(e) => return Err(credentials_failed(&e)),
+        };
+        let resp = self
+            .client
+            .get(url)
+            .headers(auth)
+            .send()
+            .await
+            .map_err(|e| Verdict::Retry {
+                error: CallError::new(describe(e)),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = match read_body(resp, self.max_body).await {
+            Ok(body) => body,
+            Err(e) => {
+                let mut error = CallError::new(format!("HTTP {}: {e}", status.as_u16()));
+                error.http = Some(status.as_u16());
+                return Err(if e.too_large() {
+                    Verdict::Fail(error)
+                } else {
+                    Verdict::Retry {
+                        error,
+                        retry_after: None,
+                    }
+                });
+            }
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                let mut error = CallError::new(format!(
+                    "HTTP {} but not a Resource Manager answer ({e}); is GCP_RESOURCEMANAGER_ENDPOINT Resource Manager v3?",
+                    status.as_u16()
+                ));
+                error.http = Some(status.as_u16());
+                Verdict::Fail(error)
+            });
+        }
+        Err(classify(status, &headers, &body))
+    }
+}
+
+/// Credentials that could not be obtained (ADC, metadata server): retried when the library
+/// says it may pass, else refused.
+fn credentials_failed(e: &CredentialsError) -> Verdict<CallError> {
+    let mut error = CallError::new(format!("credentials: {}", one_line(&e.to_string())));
+    if e.is_transient() {
+        Verdict::Retry {
+            error,
+            retry_after: None,
+        }
+    } else {
+        error.auth = true;
+        Verdict::Fail(error)
+    }
 }
 
 /// A classified provider error: one line, without credentials.
@@ -59,6 +172,16 @@ pub(super) struct CallError {
 }
 
 impl CallError {
+    fn new(line: String) -> Self {
+        Self {
+            line,
+            http: None,
+            auth: false,
+            hidden: false,
+            request_ids: Vec::new(),
+        }
+    }
+
     pub(super) fn into_source_error(self, what: String, principal: &str) -> SourceError {
         if self.auth {
             SourceError::Auth(format!("{what} (principal {principal})"))
@@ -67,6 +190,9 @@ impl CallError {
             .is_some_and(|h| (400..500).contains(&h) && h != 429)
         {
             SourceError::Config(what)
+        } else if self.http.is_some_and(|h| (200..300).contains(&h)) {
+            // Answered, but not with something usable (too large, not Resource Manager's).
+            SourceError::BadResponse(what)
         } else {
             SourceError::Transient(what)
         }
@@ -95,56 +221,67 @@ pub(super) fn explain(gave_up: GaveUp<CallError>, at: &str) -> (CallError, Strin
     }
 }
 
-/// Decides whether a failed call is worth another attempt.
-pub(super) fn classify(e: GaxError) -> Verdict<CallError> {
-    let http = e.http_status_code();
-    let code = e.status().map(|s| s.code);
-    let request_ids = e
-        .status()
-        .map(|s| {
-            s.details
+/// Google's error document (`{"error": {"code", "message", "status", "details"}}`).
+#[derive(Deserialize)]
+struct ErrorDoc {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    details: Vec<Value>,
+}
+
+/// Decides whether an HTTP error answer is worth another attempt.
+fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict<CallError> {
+    let http = status.as_u16();
+    let doc = serde_json::from_slice::<ErrorDoc>(body)
+        .ok()
+        .map(|d| d.error);
+    let code = doc.as_ref().map_or("", |d| d.status.as_str());
+    let request_ids = doc
+        .as_ref()
+        .map(|d| {
+            d.details
                 .iter()
-                .filter_map(|d| match d {
-                    StatusDetails::RequestInfo(r) if !r.request_id.is_empty() => {
-                        Some(r.request_id.clone())
-                    }
-                    _ => None,
+                .filter(|v| {
+                    v.get("@type").and_then(Value::as_str)
+                        == Some("type.googleapis.com/google.rpc.RequestInfo")
                 })
+                .filter_map(|v| v.get("requestId").and_then(Value::as_str))
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
                 .collect()
         })
         .unwrap_or_default();
-    let line = match (http, e.status()) {
-        (Some(h), Some(s)) => format!("HTTP {h} {}: {}", s.code.name(), one_line(&s.message)),
-        (Some(h), None) => format!("HTTP {h}"),
-        (None, Some(s)) => format!("{}: {}", s.code.name(), one_line(&s.message)),
-        (None, None) => one_line(&e.to_string()),
+    let line = match &doc {
+        Some(d) if !d.status.is_empty() => {
+            format!("HTTP {http} {}: {}", d.status, one_line(&d.message))
+        }
+        _ => format!("HTTP {http}"),
     };
-    let auth = e.is_authentication()
-        || matches!(http, Some(401 | 403))
-        || matches!(code, Some(Code::Unauthenticated | Code::PermissionDenied));
-    let hidden = matches!(http, Some(403 | 404))
-        || matches!(code, Some(Code::PermissionDenied | Code::NotFound));
-    let retryable = matches!(http, Some(429 | 500..=599))
-        || matches!(
-            code,
-            Some(Code::ResourceExhausted | Code::Unavailable | Code::Internal)
-        )
-        || (http.is_none() && (e.is_io() || e.is_connect() || e.is_timeout() || e.is_transport()));
-    let retry_after = e
-        .http_headers()
-        .and_then(|h| h.get("retry-after"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let auth = matches!(http, 401 | 403) || matches!(code, "UNAUTHENTICATED" | "PERMISSION_DENIED");
+    let hidden = matches!(http, 403 | 404) || matches!(code, "PERMISSION_DENIED" | "NOT_FOUND");
+    let retryable = matches!(http, 408 | 429 | 500..=599)
+        || matches!(code, "RESOURCE_EXHAUSTED" | "UNAVAILABLE" | "INTERNAL");
     let error = CallError {
         line,
-        http,
+        http: Some(http),
         auth,
         hidden,
         request_ids,
     };
     if retryable && !auth {
         debug!(error = %error.line, "retryable Resource Manager error");
-        Verdict::Retry { error, retry_after }
+        Verdict::Retry {
+            error,
+            retry_after: retry_after(headers),
+        }
     } else {
         Verdict::Fail(error)
     }

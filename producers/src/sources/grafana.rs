@@ -18,7 +18,7 @@ use url::Url;
 use super::http::{get, Reply};
 use crate::config::{
     display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -37,6 +37,9 @@ pub struct GrafanaConfig {
     pub token: Option<String>,
     /// Timeout of each HTTP request (`GRAFANA_TIMEOUT_SECS`, default 10).
     pub timeout: Duration,
+    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub max_response_bytes: u64,
 }
 
 impl fmt::Debug for GrafanaConfig {
@@ -46,6 +49,7 @@ impl fmt::Debug for GrafanaConfig {
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
@@ -58,6 +62,7 @@ impl GrafanaConfig {
             url: url.into(),
             token: None,
             timeout: DEFAULT_HTTP_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -83,6 +88,7 @@ impl GrafanaConfig {
 pub struct GrafanaSource {
     name: String,
     base: Url,
+    max_body: u64,
     auth: Option<HeaderValue>,
     client: Client,
 }
@@ -118,6 +124,7 @@ impl GrafanaSource {
         Ok(Self {
             name: config.name,
             base,
+            max_body: config.max_response_bytes,
             auth,
             client: http_client(config.timeout)?,
         })
@@ -132,12 +139,16 @@ impl GrafanaSource {
     }
 
     async fn observe(&self) -> Result<Asset, SourceError> {
-        let reply = get(&self.client, &self.base, "api/health", |r| {
-            match &self.auth {
+        let reply = get(
+            &self.client,
+            &self.base,
+            "api/health",
+            self.max_body,
+            |r| match &self.auth {
                 Some(v) => r.header(AUTHORIZATION, v.clone()),
                 None => r,
-            }
-        })
+            },
+        )
         .await?;
         let health =
             match reply {

@@ -17,7 +17,7 @@ use url::Url;
 use super::http::{get, Reply};
 use crate::config::{
     display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -35,6 +35,9 @@ pub struct PrometheusConfig {
     pub url: String,
     /// Timeout of each HTTP request (`PROM_TIMEOUT_SECS`, default 10).
     pub timeout: Duration,
+    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub max_response_bytes: u64,
 }
 
 impl PrometheusConfig {
@@ -44,6 +47,7 @@ impl PrometheusConfig {
             name: "prom-default".to_owned(),
             url: url.into(),
             timeout: DEFAULT_HTTP_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -68,6 +72,7 @@ impl PrometheusConfig {
 pub struct PrometheusSource {
     name: String,
     base: Url,
+    max_body: u64,
     client: Client,
 }
 
@@ -79,6 +84,7 @@ impl PrometheusSource {
         Ok(Self {
             name: config.name,
             base,
+            max_body: config.max_response_bytes,
             client: http_client(config.timeout)?,
         })
     }
@@ -90,7 +96,8 @@ impl PrometheusSource {
         path: &str,
         fields: &[&str],
     ) -> Result<Option<Map<String, Value>>, SourceError> {
-        let (status, body) = match get(&self.client, &self.base, path, |r| r).await? {
+        let (status, body) = match get(&self.client, &self.base, path, self.max_body, |r| r).await?
+        {
             Reply::Answered { status, body } if status.is_success() => (status, body),
             Reply::Answered { .. } | Reply::Unreachable(_) => return Ok(None),
         };
@@ -119,7 +126,8 @@ impl PrometheusSource {
     }
 
     async fn observe(&self) -> Result<Asset, SourceError> {
-        let healthy = match get(&self.client, &self.base, "-/healthy", |r| r).await? {
+        let healthy = match get(&self.client, &self.base, "-/healthy", self.max_body, |r| r).await?
+        {
             Reply::Answered { status, .. } => status.is_success(),
             Reply::Unreachable(why) => {
                 tracing::info!(endpoint = %self.name, reason = %why, "prometheus endpoint unreachable");

@@ -2,13 +2,21 @@
 //! jitter, a server's `Retry-After` honoured, all bounded by one deadline per sweep.
 //!
 //! The caller classifies each failure ([`Verdict`]); this module only decides how long to wait
-//! and when to give up.
+//! and when to give up. No single wait, computed or asked for by the server, exceeds
+//! [`Backoff::max`] (default [`DEFAULT_MAX_WAIT`]); a wait that would end after the deadline is
+//! not started: the call gives up as [`GaveUp::Exhausted`]. `Retry-After` is read in one place,
+//! [`retry_after`]. No arithmetic here can overflow, whatever the server sends.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+use http::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
+
+/// Default upper bound of a single retry wait, and so of the wait a `Retry-After` can impose.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// How a failed attempt should be handled.
 #[derive(Debug)]
@@ -28,8 +36,8 @@ pub(crate) enum Verdict<E> {
 pub(crate) struct Backoff {
     /// Upper bound of the first wait; doubles after each attempt.
     pub initial: Duration,
-    /// Upper bound of any single wait (a larger `Retry-After` is still honoured if the deadline
-    /// allows).
+    /// Upper bound of any single wait, the server's `Retry-After` included (a larger one is
+    /// clamped to it).
     pub max: Duration,
     /// No attempt starts after this instant.
     pub deadline: Instant,
@@ -46,10 +54,11 @@ pub(crate) enum GaveUp<E> {
 
 impl Backoff {
     /// Wait before attempt `attempt + 1` (`attempt` ≥ 1): a random duration in
-    /// `[0, min(max, initial·2^(attempt-1))]`, or the server's `Retry-After` when it sent one.
+    /// `[0, min(max, initial·2^(attempt-1))]`, or the server's `Retry-After` when it sent one,
+    /// clamped to `max`.
     pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(after) = retry_after {
-            return after;
+            return after.min(self.max);
         }
         let ceiling = self
             .initial
@@ -85,24 +94,70 @@ where
             Err(Verdict::Fail(e)) => return Err(GaveUp::Fatal(e)),
             Err(Verdict::Retry { error, retry_after }) => {
                 let wait = backoff.delay(attempt, retry_after);
-                if Instant::now() + wait >= backoff.deadline {
-                    return Err(GaveUp::Exhausted {
-                        error,
-                        attempts: attempt,
-                    });
+                // An end that cannot be represented is past any deadline.
+                match Instant::now().checked_add(wait) {
+                    Some(end) if end < backoff.deadline => {}
+                    _ => {
+                        return Err(GaveUp::Exhausted {
+                            error,
+                            attempts: attempt,
+                        })
+                    }
                 }
-                tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                tracing::debug!(
+                    attempt,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "retrying"
+                );
                 tokio::time::sleep(wait).await;
-                attempt += 1;
+                attempt = attempt.saturating_add(1);
             }
         }
     }
 }
 
-/// Parses a `Retry-After` header value given in seconds (the HTTP-date form is not used by
-/// the cloud APIs and is ignored).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// The instant `budget` from now; a budget too large to represent (`GCP_DEADLINE_SECS` of
+/// 2^64-1) is about a century, never an overflow.
+pub(crate) fn deadline_after(budget: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(budget)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
+/// The server's `Retry-After` (RFC 9110 §10.2.3), the one place it is read: delay-seconds
+/// (`120`; a number too large for a `u64` counts as [`Duration::MAX`], clamped later by
+/// [`Backoff::max`]) or an HTTP-date (IMF-fixdate, RFC 850 or asctime; a date in the past means
+/// now). Anything else (negative, fractional, garbage, several values) is ignored: `None`, the
+/// normal backoff applies.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let mut values = headers.get_all(RETRY_AFTER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    parse_retry_after(value.to_str().ok()?, Utc::now())
+}
+
+/// Parses one `Retry-After` value, an HTTP-date being measured from `now`.
+fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Only digits: a valid delay, however large.
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = DateTime::parse_from_rfc2822(value)
+        .ok()
+        .filter(|_| value.ends_with(" GMT"))
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|| {
+            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
+                .map(|d| d.and_utc())
+        })?;
+    Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -126,11 +181,65 @@ mod tests {
             assert!(b.delay(attempt, None) <= cap.min(Duration::from_millis(40)));
         }
         assert_eq!(
-            b.delay(3, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
+            b.delay(3, Some(Duration::from_millis(20))),
+            Duration::from_millis(20)
         );
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // A larger Retry-After is clamped to the single-wait bound.
+        assert_eq!(b.delay(3, Some(Duration::from_secs(2))), b.max);
+        assert_eq!(b.delay(1, Some(Duration::MAX)), b.max);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date_and_nothing_else() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let p = |v: &str| parse_retry_after(v, now);
+        assert_eq!(p(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(p("0"), Some(Duration::ZERO));
+        assert_eq!(
+            p("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(p("99999999999999999999999999"), Some(Duration::MAX));
+        // The three HTTP-date forms, measured from now; the past means now.
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(p("Wed, 21 Oct 2015 07:28:00 GMT"), minute);
+        assert_eq!(p("Wednesday, 21-Oct-15 07:28:00 GMT"), minute);
+        assert_eq!(p("Wed Oct 21 07:28:00 2015"), minute);
+        assert_eq!(p("Tue, 20 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        for garbage in [
+            "",
+            "-1",
+            "1.5",
+            "+3",
+            "soon",
+            "3 s",
+            "Wed, 21 Oct 2015 07:28:00 +0200",
+        ] {
+            assert_eq!(p(garbage), None, "{garbage:?}");
+        }
+
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.append(RETRY_AFTER, "8".parse().unwrap());
+        assert_eq!(retry_after(&h), None, "two values: no decision to take");
+        let mut h = HeaderMap::new();
+        h.insert(
+            RETRY_AFTER,
+            http::HeaderValue::from_bytes(b"\xff1").unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let far = deadline_after(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        let near = deadline_after(Duration::from_secs(1));
+        assert!(near <= Instant::now() + Duration::from_secs(1));
     }
 
     #[tokio::test]
@@ -163,13 +272,59 @@ mod tests {
         .await;
         assert!(matches!(r, Err(GaveUp::Exhausted { error: "down", attempts } ) if attempts > 1));
 
-        // A Retry-After beyond the deadline gives up at once instead of sleeping past it.
-        let r: Result<(), _> = retry(backoff(Duration::from_secs(1)), |_| async {
+        // A clamped Retry-After that still ends after the deadline gives up at once instead
+        // of sleeping past it.
+        let slow = Backoff {
+            max: Duration::from_secs(30),
+            ..backoff(Duration::from_secs(1))
+        };
+        let started = Instant::now();
+        let r: Result<(), _> = retry(slow, |_| async {
             Err(Verdict::Retry {
                 error: "slow down",
                 retry_after: Some(Duration::from_secs(30)),
             })
         })
+        .await;
+        assert!(matches!(r, Err(GaveUp::Exhausted { attempts: 1, .. })));
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn an_enormous_retry_after_waits_the_clamped_maximum_then_gives_up() {
+        // 2^64-1 seconds: waited as `max` (40 ms) each time until the deadline, no panic.
+        let started = Instant::now();
+        let r: Result<(), _> = retry(backoff(Duration::from_millis(300)), |_| async {
+            Err(Verdict::Retry {
+                error: "throttled",
+                retry_after: Some(Duration::from_secs(u64::MAX)),
+            })
+        })
+        .await;
+        let Err(GaveUp::Exhausted { attempts, .. }) = r else {
+            panic!("{r:?}")
+        };
+        assert!((2..=10).contains(&attempts), "{attempts}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+
+        // Even an already unrepresentable deadline is handled.
+        let r: Result<(), GaveUp<&str>> = retry(
+            Backoff {
+                initial: Duration::MAX,
+                max: Duration::MAX,
+                deadline: deadline_after(Duration::MAX),
+            },
+            |_| async {
+                Err(Verdict::Retry {
+                    error: "throttled",
+                    retry_after: Some(Duration::MAX),
+                })
+            },
+        )
         .await;
         assert!(matches!(r, Err(GaveUp::Exhausted { attempts: 1, .. })));
     }
