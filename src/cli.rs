@@ -116,20 +116,14 @@ pub enum Command {
     VerifyProof(VerifyProofArgs),
 }
 
-/// A point in the stream's history: a stream sequence or an RFC 3339 time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Point {
-    /// A stream sequence (1 is the first event).
-    Seq(u64),
-    /// A time: compared with when JetStream recorded each event.
-    Time(chrono::DateTime<chrono::Utc>),
-}
+/// A point in the stream's history (`seq:N` or an RFC 3339 time), as the API takes it.
+pub use inventory_schemas::Point;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Last event to include: a stream sequence (e.g. 4711) or an RFC 3339 time (e.g.
+    /// Last event to include: a stream sequence (seq:4711) or an RFC 3339 time (e.g.
     /// 2026-03-01T00:00:00Z: every event JetStream recorded at or before it).
-    #[arg(long, value_name = "SEQ|TIME", value_parser = parse_point)]
+    #[arg(long, value_name = "seq:N|TIME", value_parser = parse_point)]
     pub until: Point,
     /// DuckDB file to write; must not exist (unless --force).
     #[arg(long, value_name = "FILE")]
@@ -182,8 +176,8 @@ pub struct WatchArgs {
     /// Only assets of this kind (account, project, subscription, endpoint, ...).
     #[arg(long, value_parser = parse_word)]
     pub kind: Option<String>,
-    /// Start at this stream sequence or RFC 3339 time (default: only new events).
-    #[arg(long, value_name = "SEQ|TIME", value_parser = parse_point)]
+    /// Start at this stream sequence (seq:N) or RFC 3339 time (default: only new events).
+    #[arg(long, value_name = "seq:N|TIME", value_parser = parse_point)]
     pub since: Option<Point>,
     /// One JSON object per line: {"seq", "subject", "recorded_at", "event"} (see
     /// docs/subscribing.md).
@@ -290,15 +284,60 @@ pub struct ServeArgs {
     /// an `end` event and disconnected (it can resume with Last-Event-ID).
     #[arg(long, env = "INVENTORY_FEED_SLOW_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub feed_slow_after: std::time::Duration,
+    /// Most change feeds open at once; the next client is answered 503 with Retry-After.
+    #[arg(long, env = "INVENTORY_FEED_MAX_CLIENTS", default_value_t = inventory_query_api::FeedSettings::DEFAULT_MAX_CLIENTS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub feed_max_clients: u64,
+    /// Bytes of changes queued per change-feed client (a client whose queue stays full for
+    /// INVENTORY_FEED_SLOW_AFTER is disconnected).
+    #[arg(long, env = "INVENTORY_FEED_BUFFER_BYTES", default_value_t = inventory_query_api::FeedSettings::DEFAULT_BUFFER_BYTES as u64, value_parser = clap::value_parser!(u64).range(4096..=67_108_864))]
+    pub feed_buffer_bytes: u64,
     /// Most events the projector applies in one transaction while catching up (DuckDB holds
     /// about 1.3 KB per event of it in memory; smaller batches commit, and show progress, sooner).
     #[arg(long, env = "INVENTORY_PROJECTOR_BATCH", default_value_t = 245_760, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub projector_batch: u64,
+    /// Most bytes of events (payloads) the projector applies in one transaction, in MiB: the
+    /// writer holds the newest document of every asset the open transaction changed, so large
+    /// events end a batch before INVENTORY_PROJECTOR_BATCH does.
+    #[arg(long, env = "INVENTORY_PROJECTOR_BATCH_MIB", default_value_t = inventory_projector::DEFAULT_BATCH_MAX_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub projector_batch_mib: u64,
     /// Most memory DuckDB keeps for the read model, in MiB (cached blocks and the transaction in
     /// progress; beyond it DuckDB evicts or spills to disk). The API's own read model in memory
     /// comes on top.
     #[arg(long, env = "INVENTORY_DUCKDB_MEMORY_MIB", default_value_t = inventory_projector::store::DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub duckdb_memory_mib: u64,
+    /// Largest request body in bytes: a larger one is answered 413 from its Content-Length or as
+    /// soon as it passes the limit, without being buffered.
+    #[arg(long, env = "INVENTORY_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub max_body_bytes: u64,
+    /// Longest wait for a request's headers; then the connection is closed.
+    #[arg(long, env = "INVENTORY_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// A connection on which nothing moves for this long is closed (keep it above
+    /// INVENTORY_FEED_HEARTBEAT and INVENTORY_REQUEST_TIMEOUT).
+    #[arg(long, env = "INVENTORY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Longest time to receive a request and produce its response's headers: 408 while the
+    /// body is still arriving, else 504 (a change feed's stream is not bounded by it).
+    #[arg(long, env = "INVENTORY_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// Most connections served at once; further ones wait in the kernel's listen backlog.
+    #[arg(long, env = "INVENTORY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Most reads of the read model running at once off the executor (history, changes, diffs,
+    /// past views, filtered listings); one that waited INVENTORY_READ_WAIT gets 503 + Retry-After.
+    #[arg(long, env = "INVENTORY_MAX_READS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_reads: u64,
+    /// Longest wait of a read for its turn under INVENTORY_MAX_READS ("0": none).
+    #[arg(long, env = "INVENTORY_READ_WAIT", default_value = "1s", value_parser = parse_duration_or_zero)]
+    pub read_wait: std::time::Duration,
+    /// /readyz says not ready when the projector applied nothing for this long while the stream
+    /// holds newer events, or has not reached the stream for this long ("0": never).
+    #[arg(long, env = "INVENTORY_READY_STALL_AFTER", default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub ready_stall_after: std::time::Duration,
+    /// /readyz says not ready while the stream holds more than this many events not yet
+    /// applied (0: no bound).
+    #[arg(long, env = "INVENTORY_READY_MAX_LAG", default_value_t = 100_000)]
+    pub ready_max_lag: u64,
 }
 
 #[derive(Debug, Args)]
@@ -424,22 +463,12 @@ fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }
 
+/// A [`Point`] as the API takes it; the CLI's points name an event, so not `seq:0`.
 fn parse_point(s: &str) -> Result<Point, String> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return match s.parse::<u64>() {
-            Ok(0) => Err("sequence 0 does not exist: sequences start at 1".into()),
-            Ok(n) => Ok(Point::Seq(n)),
-            Err(e) => Err(format!("{s:?}: {e}")),
-        };
+    match s.parse::<Point>() {
+        Ok(Point::Seq(0)) => Err("seq:0 names no event: sequences start at 1".into()),
+        r => r.map_err(|e| e.to_string()),
     }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| Point::Time(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| {
-            format!(
-                "{s:?} is neither a stream sequence (a positive integer) nor an RFC 3339 time (e.g. 2026-03-01T00:00:00Z)"
-            )
-        })
 }
 
 fn parse_anchor(s: &str) -> Result<(u64, String), String> {
@@ -549,6 +578,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn serve_limits_default_to_the_documented_values_and_name_their_variable() {
+        let cli = Cli::try_parse_from(["inventory", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let limits = inventory_query_api::Limits::default();
+        assert_eq!(args.max_body_bytes, limits.max_body_bytes);
+        assert_eq!(args.header_timeout, limits.header_timeout);
+        assert_eq!(args.idle_timeout, limits.idle_timeout);
+        assert_eq!(args.request_timeout, limits.request_timeout);
+        assert_eq!(args.max_connections as usize, limits.max_connections);
+        assert_eq!(args.max_reads as usize, limits.max_reads);
+        assert_eq!(args.read_wait, limits.read_wait);
+        let ready = inventory_query_api::ReadyBounds::default();
+        assert_eq!(args.ready_stall_after, ready.stall_after);
+        assert_eq!(args.ready_max_lag, ready.max_lag);
+        let args = ["inventory", "serve", "--max-body-bytes", "12"];
+        let err = Cli::try_parse_from(args).unwrap_err();
+        let line = one_line_error(&err, &args.map(String::from));
+        assert!(line.contains("INVENTORY_MAX_BODY_BYTES"), "{line}");
+        let args = ["inventory", "serve", "--ready-stall-after", "0"];
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve");
+        };
+        assert!(a.ready_stall_after.is_zero());
+    }
+
+    #[test]
     fn bad_settings_give_one_line_naming_the_variable() {
         let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let args = argv(&["inventory", "serve", "--listen", "nowhere"]);
@@ -585,7 +643,8 @@ mod tests {
 
     #[test]
     fn points_are_a_sequence_or_a_time() {
-        assert_eq!(parse_point("42"), Ok(Point::Seq(42)));
+        assert_eq!(parse_point("seq:42"), Ok(Point::Seq(42)));
+        assert!(parse_point("42").unwrap_err().contains("seq:42"));
         assert!(matches!(
             parse_point("2026-03-01T00:00:00Z"),
             Ok(Point::Time(t)) if t.to_rfc3339() == "2026-03-01T00:00:00+00:00"
@@ -594,7 +653,7 @@ mod tests {
             parse_point("2026-03-01T01:00:00+01:00"),
             Ok(Point::Time(t)) if t.to_rfc3339() == "2026-03-01T00:00:00+00:00"
         ));
-        assert!(parse_point("0").is_err());
+        assert!(parse_point("seq:0").is_err());
         let args: Vec<String> = ["inventory", "replay", "--until", "yesterday", "--db", "x"]
             .map(str::to_owned)
             .into();
@@ -602,7 +661,7 @@ mod tests {
         let line = one_line_error(&err, &args);
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("--until"), "{line}");
-        assert!(line.contains("neither a stream sequence"), "{line}");
+        assert!(line.contains("neither seq:N"), "{line}");
     }
 
     #[test]

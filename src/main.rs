@@ -207,11 +207,27 @@ pub fn serve_config(
         sweep_interval: args.sweep_interval,
         public_url: None,
         projector_batch: usize::try_from(args.projector_batch).unwrap_or(usize::MAX),
+        projector_batch_bytes: usize::try_from(args.projector_batch_mib << 20)
+            .unwrap_or(usize::MAX),
         duckdb_memory_mib: args.duckdb_memory_mib,
         feed: inventory_query_api::FeedSettings {
             heartbeat: args.feed_heartbeat,
             slow_after: args.feed_slow_after,
-            ..inventory_query_api::FeedSettings::default()
+            max_clients: usize::try_from(args.feed_max_clients).unwrap_or(usize::MAX),
+            buffer_bytes: usize::try_from(args.feed_buffer_bytes).unwrap_or(usize::MAX),
+        },
+        limits: inventory_query_api::Limits {
+            max_body_bytes: args.max_body_bytes,
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            request_timeout: args.request_timeout,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_reads: usize::try_from(args.max_reads).unwrap_or(usize::MAX),
+            read_wait: args.read_wait,
+        },
+        ready: inventory_query_api::ReadyBounds {
+            stall_after: args.ready_stall_after,
+            max_lag: args.ready_max_lag,
         },
     })
 }

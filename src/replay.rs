@@ -1,4 +1,4 @@
-//! `inventory replay --until SEQ|TIME --db FILE`: rebuilds the read model (state and history) as
+//! `inventory replay --until seq:N|TIME --db FILE`: rebuilds the read model (state and history) as
 //! it was at a past point, with the projector itself (see docs/audit.md).
 //!
 //! `--until TIME` means "every event JetStream recorded at or before TIME": it is resolved to the

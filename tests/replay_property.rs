@@ -140,7 +140,7 @@ fn run(ops: Vec<Op>) {
     for at in points {
         let db = dir.path().join(format!("at-{at}.duckdb"));
         let out = common::inventory(&nats.url())
-            .args(["replay", "--until", &at.to_string(), "--db"])
+            .args(["replay", "--until", &format!("seq:{at}"), "--db"])
             .arg(&db)
             .output()
             .unwrap();

@@ -115,7 +115,7 @@ async fn project_refuses_a_database_of_a_recreated_stream_in_one_line() {
     let replayed_arg = replayed.to_str().unwrap();
     let (code, stderr) = common::run(
         &nats.url(),
-        &["replay", "--until", "3", "--db", replayed_arg],
+        &["replay", "--until", "seq:3", "--db", replayed_arg],
     );
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = common::run(&nats.url(), &["project", "--db", replayed_arg]);

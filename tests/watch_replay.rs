@@ -68,7 +68,7 @@ async fn watch_prints_each_change_once_across_a_broker_restart() {
     w.upsert(&asset("222222222222", "search")).await; // 4
 
     let mut watch = common::inventory(&nats.url())
-        .args(["watch", "--json", "--since", "1"])
+        .args(["watch", "--json", "--since", "seq:1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -136,7 +136,7 @@ async fn watch_prints_each_change_once_across_a_broker_restart() {
 
     // Human output with filters: one line per event of the provider/kind.
     let mut human = common::inventory(&nats.url())
-        .args(["watch", "--provider", "gcp", "--since", "1"])
+        .args(["watch", "--provider", "gcp", "--since", "seq:1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -208,7 +208,7 @@ async fn replay_rebuilds_exactly_the_prefix_until_a_seq_or_a_time() {
 
     // Until a sequence.
     let db4 = dir.path().join("until4.duckdb");
-    let (code, out) = run(&["replay", "--until", "4", "--db", db4.to_str().unwrap()]);
+    let (code, out) = run(&["replay", "--until", "seq:4", "--db", db4.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("replayed seqs 1..=4"), "{out}");
     assert!(out.contains("4 events"), "{out}");
@@ -271,7 +271,7 @@ async fn replay_rebuilds_exactly_the_prefix_until_a_seq_or_a_time() {
     assert_eq!(code, 64, "{out}");
     assert_eq!(out.trim().lines().count(), 1, "{out}");
     assert!(out.contains("--until"), "{out}");
-    let (code, out) = run(&["replay", "--until", "99", "--db", "y.duckdb"]);
+    let (code, out) = run(&["replay", "--until", "seq:99", "--db", "y.duckdb"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("ends at sequence 6"), "{out}");
 }

@@ -166,6 +166,38 @@ impl TokenSet {
     }
 }
 
+impl TokenSet {
+    /// Decides a request that carries a body before any of it is read, so that nobody without
+    /// the right token makes the server receive a body: `GET`, `HEAD` and `OPTIONS` as reads,
+    /// every other method as a write ([`authorize_write`](Self::authorize_write)). The endpoint
+    /// checks again with the same rules.
+    pub fn authorize_body(
+        &self,
+        method: &poem::http::Method,
+        token: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        use poem::http::Method;
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            self.authorize_read(token).map(drop)
+        } else {
+            self.authorize_write(token).map(drop)
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), if any.
+pub fn bearer_token(headers: &poem::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(poem::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 fn unauthenticated() -> ServiceError {
     ServiceError::new(
         ErrorCode::Unauthenticated,
@@ -269,6 +301,40 @@ mod tests {
             with_viewer.authorize_write(Some("w")).unwrap().role,
             Role::Writer
         );
+    }
+
+    #[test]
+    fn bodies_are_authorized_by_method_from_the_header() {
+        use poem::http::{HeaderMap, HeaderValue, Method};
+        let set = TokenSet::from_tokens(&[(Role::Viewer, "v"), (Role::Writer, "w")]);
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", HeaderValue::from_static("bearer  w "));
+        assert_eq!(bearer_token(&h), Some("w"));
+        h.insert("authorization", HeaderValue::from_static("Basic dzp3"));
+        assert_eq!(bearer_token(&h), None);
+        assert!(set.authorize_body(&Method::POST, Some("w")).is_ok());
+        assert_eq!(
+            set.authorize_body(&Method::POST, Some("v"))
+                .unwrap_err()
+                .code,
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            set.authorize_body(&Method::POST, Some("bogus"))
+                .unwrap_err()
+                .code,
+            ErrorCode::Unauthenticated
+        );
+        assert!(set.authorize_body(&Method::GET, Some("v")).is_ok());
+        assert_eq!(
+            set.authorize_body(&Method::GET, None).unwrap_err().code,
+            ErrorCode::Unauthenticated
+        );
+        // Open reads stay open; writes never are.
+        let open = TokenSet::default();
+        assert!(open.authorize_body(&Method::GET, None).is_ok());
+        assert!(open.authorize_body(&Method::POST, None).is_err());
     }
 
     #[test]

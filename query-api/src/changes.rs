@@ -1,20 +1,17 @@
 //! The history side of the service layer: an asset's versions, changes in a window, the diff
 //! between two points, and the live change feed (SSE).
 
-use std::time::Duration;
+pub mod feed;
 
-use futures::{Stream, StreamExt};
 use inventory_projector::history::{self, ChangeQuery, DiffKind, Point, VersionRow};
 use inventory_projector::read::{self, AssetQuery};
 use inventory_schemas::AssetKey;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
 
 use crate::cursor;
 use crate::fast_json::FastJson;
 use crate::model::{
     AssetDoc, ChangeDoc, ChangePage, ChangeType, DiffChange, DiffCountsDoc, DiffItem, DiffPage,
-    Document, FeedEnd, FeedEvent, RejectReasonCode, RejectedDoc, RejectedPage,
+    Document, RejectReasonCode, RejectedDoc, RejectedPage,
 };
 use crate::patch::asset_patch;
 use crate::problem::{ErrorCode, ServiceError};
@@ -23,8 +20,7 @@ use crate::service::{
 };
 use crate::state::AppState;
 
-/// Changes read from the read model per query of the feed.
-const FEED_PAGE: u32 = 500;
+pub use feed::{admit as feed_admit, feed, FeedItem, FeedSlot, FeedStart, Frame, FEED_RETRY_AFTER};
 
 impl From<VersionRow> for ChangeDoc {
     fn from(v: VersionRow) -> Self {
@@ -52,8 +48,8 @@ impl From<VersionRow> for ChangeDoc {
     }
 }
 
-fn read_failed(e: &inventory_projector::StoreError) -> ServiceError {
-    ServiceError::internal("reading the read model", e)
+fn read_failed(e: crate::reads::ReadError) -> ServiceError {
+    ServiceError::from(e)
 }
 
 /// `GET /api/v1/rejected`: messages the read model did not apply, oldest first, paged by
@@ -70,7 +66,7 @@ pub async fn rejected(
         .pool
         .run(move |conn| read::list_rejected(conn, after, limit + 1, reason.map(|r| r.as_str())))
         .await
-        .map_err(|e| read_failed(&e))?;
+        .map_err(read_failed)?;
     let more = rows.len() > limit as usize;
     let items: Vec<RejectedDoc> = rows
         .into_iter()
@@ -157,7 +153,7 @@ pub async fn history(
         .pool
         .run_at(move |_, snap| Ok((history::history(snap, &k, before, limit + 1)?, snap.seq())))
         .await
-        .map_err(|e| read_failed(&e))?;
+        .map_err(read_failed)?;
     if rows.is_empty() && before.is_none() {
         return Err(ServiceError::new(
             ErrorCode::NotFound,
@@ -212,7 +208,7 @@ pub async fn changes(
             Ok(Ok((history::changes(snap, &q)?, snap.seq())))
         })
         .await
-        .map_err(|e| read_failed(&e))?
+        .map_err(read_failed)?
         .map_err(PointError::into_service)?;
     Ok(change_page(rows, limit, seq))
 }
@@ -262,7 +258,7 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
             Ok(Ok((f, t, rows, counts)))
         })
         .await
-        .map_err(|e| read_failed(&e))?
+        .map_err(read_failed)?
         .map_err(PointError::into_service)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -307,15 +303,6 @@ pub async fn diff(state: &AppState, p: DiffParams) -> Result<DiffPage, ServiceEr
     })
 }
 
-/// Where a feed starts, and in which read model (see [`ReadPool::generation`]).
-///
-/// [`ReadPool::generation`]: inventory_projector::ReadPool::generation
-#[derive(Debug, Clone, Copy)]
-pub struct FeedStart {
-    after: u64,
-    generation: u64,
-}
-
 /// Where a feed starts: after `Last-Event-ID` if the client sent one (a reconnect), else after
 /// `since`, else at the changes applied from now on.
 pub async fn feed_start(
@@ -343,7 +330,7 @@ pub async fn feed_start(
             .pool
             .run_at(move |conn, snap| Ok(resolve_point(conn, snap, "since", p)))
             .await
-            .map_err(|e| read_failed(&e))?
+            .map_err(read_failed)?
             .map_err(PointError::into_service)?,
     };
     Ok(FeedStart { after, generation })
@@ -355,135 +342,6 @@ pub fn feed_filters(p: ChangeParams) -> Result<ChangeQuery, ServiceError> {
         provider: word("provider", p.provider)?,
         kinds: word("kind", p.kind)?.into_iter().collect(),
         types: p.ty.map(|t| t.as_str().to_owned()).into_iter().collect(),
-        limit: FEED_PAGE,
         ..ChangeQuery::default()
     })
-}
-
-/// The live change feed: every matching change applied after `after`, in stream order, as the
-/// projector commits them; then an `end` event when the server stops the feed.
-///
-/// A task per client reads the read model (never the projector's writer) into a bounded buffer;
-/// a client that leaves its buffer full for `slow_after` is dropped with an `end` event naming
-/// the last change it was sent, from which it can resume with `Last-Event-ID`.
-///
-/// A feed reads one read model: when the server rebuilds its read model from a recreated stream
-/// (whose sequences start again at 1), the feed ends rather than announce the new stream's events
-/// under sequences the client may already have seen.
-pub fn feed(
-    state: AppState,
-    filters: ChangeQuery,
-    start: FeedStart,
-) -> impl Stream<Item = FeedEvent> + Send + 'static {
-    let settings = state.feed;
-    let (tx, rx) = mpsc::channel::<FeedEvent>(settings.buffer.max(1));
-    let (end_tx, end_rx) = oneshot::channel::<FeedEnd>();
-    tokio::spawn(async move {
-        let end = produce(&state, filters, start, &tx, settings.slow_after).await;
-        if let Some(end) = end {
-            info!(reason = %end.reason, last_event_id = ?end.last_event_id, "change feed ended");
-            let _ = end_tx.send(end);
-        }
-    });
-    let changes = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    changes.chain(
-        futures::stream::once(end_rx).filter_map(|end| async move { end.ok().map(FeedEvent::End) }),
-    )
-}
-
-/// Sends changes until the client goes away (`None`) or the feed must end (`Some(why)`).
-async fn produce(
-    state: &AppState,
-    filters: ChangeQuery,
-    start: FeedStart,
-    tx: &mpsc::Sender<FeedEvent>,
-    slow_after: Duration,
-) -> Option<FeedEnd> {
-    let mut status = state.status.clone();
-    let mut after = start.after;
-    let mut sent: Option<u64> = (after > 0).then_some(after);
-    let end = |reason: &str, sent: Option<u64>| {
-        Some(FeedEnd {
-            reason: reason.to_owned(),
-            last_event_id: sent,
-        })
-    };
-    let rebuilt = || {
-        Some(FeedEnd {
-            reason: "the read model was rebuilt from a recreated stream, whose sequences start \
-                     again at 1: reconnect without Last-Event-ID"
-                .to_owned(),
-            last_event_id: None,
-        })
-    };
-    loop {
-        if state.pool.generation() != start.generation {
-            return rebuilt();
-        }
-        let applied = status.borrow_and_update().applied_seq;
-        if applied > after {
-            let mut q = filters.clone();
-            q.after = after;
-            q.until = Some(applied);
-            let read = state
-                .pool
-                .run_at(move |_, snap| Ok((history::changes(snap, &q)?, snap.seq())))
-                .await;
-            let (rows, read_upto) = match read {
-                Ok(read) => read,
-                Err(e) => {
-                    tracing::error!(error = %e, "change feed cannot read the read model");
-                    return end("the server cannot read its read model", sent);
-                }
-            };
-            // Unchanged across the read: the rows are of the read model the feed started in.
-            if state.pool.generation() != start.generation {
-                return rebuilt();
-            }
-            let full = rows.len() >= filters.limit as usize;
-            for row in rows {
-                let seq = row.seq;
-                match tx
-                    .send_timeout(FeedEvent::Change(Box::new(row.into())), slow_after)
-                    .await
-                {
-                    Ok(()) => {
-                        after = seq;
-                        sent = Some(seq);
-                    }
-                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                        return end(
-                            &format!(
-                                "the client read too slowly (no progress for {} s); reconnect with Last-Event-ID to resume",
-                                slow_after.as_secs()
-                            ),
-                            sent,
-                        );
-                    }
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return None,
-                }
-            }
-            if !full {
-                // Everything up to what was read that matched was sent.
-                after = applied.min(read_upto).max(after);
-            }
-            continue;
-        }
-        tokio::select! {
-            () = tx.closed() => {
-                debug!("change feed client went away");
-                return None;
-            }
-            () = state.shutdown.cancelled() => {
-                return end("the server is shutting down; reconnect with Last-Event-ID to resume", sent);
-            }
-            changed = status.changed() => {
-                if changed.is_err() {
-                    return end("the projector stopped; reconnect with Last-Event-ID to resume", sent);
-                }
-            }
-        }
-    }
 }

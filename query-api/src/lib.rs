@@ -12,17 +12,22 @@
 //! listings and `/assets/{key}` take `as_of`. Errors are
 //! `application/problem+json` ([`problem`]).
 
+mod allow;
 pub mod api;
 pub mod auth;
 pub mod changes;
+mod conn;
 pub mod cursor;
 pub mod declare;
 pub mod fast_json;
 mod http;
+pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod params;
 pub mod patch;
 pub mod problem;
+pub mod reads;
 mod server;
 pub mod service;
 mod state;
@@ -34,6 +39,7 @@ use poem_openapi::OpenApiService;
 
 pub use auth::{ConfigError, Principal, Role, TokenSet};
 pub use declare::Publisher;
+pub use limits::{Limits, ReadyBounds};
 pub use server::{serve, ApiError, ServeConfig, SHUTDOWN_TIMEOUT};
 pub use state::{AppState, FeedSettings, DEFAULT_SWEEP_INTERVAL};
 
@@ -59,14 +65,19 @@ pub fn openapi_service(state: &AppState) -> OpenApiService<api::Apis, ()> {
 }
 
 /// The whole HTTP application: the API, `/openapi.json`, `/docs` (Swagger UI), request
-/// logging and metrics, and problem+json for every error.
+/// logging and metrics, problem+json for every error, and the bounds on each request
+/// ([`http::guard`]: authentication before a body is read, body size). The server loop
+/// (`conn.rs`) adds the connection bounds and the request timeout.
 pub fn app(state: AppState) -> impl Endpoint {
     let service = openapi_service(&state);
     let metrics = Arc::clone(&state.metrics);
+    let guard = http::Guard::new(&state);
     Route::new()
         .at("/openapi.json", service.spec_endpoint())
         .nest("/docs", service.swagger_ui())
         .nest("/", service)
         .before(|req| async move { http::rewrite_asset_tail(req) })
+        .around(move |ep, req| http::guard(ep, req, guard.clone()))
         .around(move |ep, req| http::observe(ep, req, Arc::clone(&metrics)))
+        .around(allow::allow)
 }

@@ -148,17 +148,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Renders the exposition with the projector's status, the rejected counts by reason code and
+    /// Renders the exposition with the projector's status, whether `/readyz` answers ready
+    /// (`ready`, decided by `service::readiness` alone), the rejected counts by reason code and
     /// the sweeps (`None` when they could not be read: those families are then left as last set).
     pub fn render(
         &self,
         status: &Status,
+        ready: bool,
         rejected: Option<&[(String, u64)]>,
         sweeps: Option<&[SweepRow]>,
     ) -> String {
         self.lag.set(to_i64(status.lag()));
         self.applied_seq.set(to_i64(status.applied_seq));
-        self.ready.set(i64::from(status.is_ready()));
+        self.ready.set(i64::from(ready));
         for (code, total) in rejected.unwrap_or_default() {
             // Label values come from the bounded set of codes, never from the table as such.
             let Some(reason) = RejectReason::from_code(code) else {
@@ -241,16 +243,16 @@ mod tests {
         let counts = |n: u64| vec![("subject_mismatch".to_owned(), n), ("bogus".to_owned(), 7)];
         let line =
             |n: u64| format!("inventory_events_rejected_total{{reason=\"subject_mismatch\"}} {n}");
-        let text = m.render(&s, Some(&counts(3)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(3)), None);
         assert!(text.contains(&line(3)), "{text}");
         assert!(
             text.contains("inventory_events_rejected_total{reason=\"future_time\"} 0"),
             "{text}"
         );
         assert!(!text.contains("bogus"), "{text}");
-        let text = m.render(&s, Some(&counts(2)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(2)), None);
         assert!(text.contains(&line(3)), "{text}");
-        let text = m.render(&s, Some(&counts(5)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(5)), None);
         assert!(text.contains(&line(5)), "{text}");
     }
 }

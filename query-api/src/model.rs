@@ -1,4 +1,10 @@
 //! The JSON documents of the API. Their doc comments are the spec's descriptions.
+//!
+//! **Absent values** (one rule for every document of the API): an optional member of a response
+//! document is always present, `null` when it has no value, and declared `nullable` in the spec
+//! (`#[oai(nullable)]` on every `Option` field). [`crate::fast_json::FastJson`] writes the same
+//! (tested). The one exception is `application/problem+json` ([`crate::problem::Problem`]),
+//! which follows RFC 9457: a member that does not apply (`parameter`) is left out.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +38,7 @@ pub struct AssetDoc {
     /// Tags or labels as the provider reports them.
     pub labels: BTreeMap<String, String>,
     /// Where the asset answers, or its console URL.
+    #[oai(nullable)]
     pub url: Option<String>,
     /// CloudEvents source of the newest event (`/collectors/aws/o-abc`, `/api`, `/file/x`).
     pub source: String,
@@ -46,6 +53,7 @@ pub struct AssetDoc {
     pub last_seen: DateTime<Utc>,
     /// When a complete sweep last found it absent; null while it exists.
     #[serde(serialize_with = "rfc3339_opt")]
+    #[oai(nullable)]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Stream sequence of the asset's newest event.
     pub version: u64,
@@ -217,9 +225,11 @@ impl From<AssetRow> for AssetDoc {
 pub struct AssetPage {
     pub items: Vec<AssetDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
     /// With `as_of`: the stream sequence the view stands at (the newest event at or before the
     /// requested time, or the requested `seq:N`); null for the current view.
+    #[oai(nullable)]
     pub as_of_seq: Option<u64>,
 }
 
@@ -257,8 +267,10 @@ pub struct ChangeDoc {
     pub prevseq: u64,
     /// JSON Patch (RFC 6902) from the previous version's document to this one's, `provenance`
     /// left out; null for `deleted` and for the first version.
+    #[oai(nullable)]
     pub patch: Option<Vec<Value>>,
     /// How the observation was made (collector, API called, request ids, principal).
+    #[oai(nullable)]
     pub provenance: Option<Value>,
     /// The event's `data`: the asset document, or the tombstone for `deleted`.
     pub data: Value,
@@ -269,6 +281,7 @@ pub struct ChangeDoc {
 pub struct ChangePage {
     pub items: Vec<ChangeDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -290,11 +303,14 @@ pub struct DiffItem {
     pub key: String,
     pub change: DiffChange,
     /// The asset at `from` (null when added).
+    #[oai(nullable)]
     pub from: Option<AssetDoc>,
     /// The asset at `to` (null when removed).
+    #[oai(nullable)]
     pub to: Option<AssetDoc>,
     /// For `changed`: JSON Patch (RFC 6902) from the `from` document to the `to` document,
     /// `provenance` left out.
+    #[oai(nullable)]
     pub patch: Option<Vec<Value>>,
 }
 
@@ -316,6 +332,7 @@ pub struct DiffPage {
     pub counts: DiffCountsDoc,
     pub items: Vec<DiffItem>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -333,6 +350,7 @@ pub struct FeedEnd {
     /// Why the stream ends (e.g. the client read too slowly; the server is shutting down).
     pub reason: String,
     /// The SSE id of the last change sent: reconnect with it as `Last-Event-ID` to resume.
+    #[oai(nullable)]
     pub last_event_id: Option<u64>,
 }
 
@@ -370,10 +388,12 @@ pub struct CollectorDoc {
     /// Seconds since the newest sweep finished.
     pub age_seconds: i64,
     /// When the newest sweep with status `ok` finished; null if none ever did.
+    #[oai(nullable)]
     pub last_ok_at: Option<DateTime<Utc>>,
     /// Counts of the newest sweep.
     pub counts: SweepCountsDoc,
     /// Error of the newest sweep (`partial`, `failed`).
+    #[oai(nullable)]
     pub error: Option<String>,
     /// Sweeps seen for this scope.
     pub runs: u64,
@@ -511,7 +531,7 @@ pub struct RejectedDoc {
     pub recorded_at: DateTime<Utc>,
     /// The NATS subject it was stored on.
     pub subject: String,
-    /// Why, as a stable code.
+    // Why, as a stable code (no doc comment: see `DeclareMonitoring::kind`).
     pub reason_code: RejectReasonCode,
     /// What exactly was wrong.
     pub reason: String,
@@ -524,6 +544,7 @@ pub struct RejectedDoc {
 pub struct RejectedPage {
     pub items: Vec<RejectedDoc>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -543,7 +564,8 @@ pub fn choices_in(text: &str) -> Option<&'static [&'static str]> {
 /// Declares a monitoring endpoint (published as an event with source `/api`).
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct DeclareMonitoring {
-    /// `prometheus` or `grafana`.
+    // No doc comment on fields of a named schema (an enum): poem-openapi would write
+    // `allOf: [$ref, {description}]`, which generators (openapi-python-client) cannot read.
     pub kind: MonitoringKind,
     /// Endpoint name, the asset's native id: 1-128 characters of `[A-Za-z0-9_-]`.
     pub name: String,
@@ -553,6 +575,114 @@ pub struct DeclareMonitoring {
     /// 256 characters).
     #[oai(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The body of `POST /api/v1/monitoring`: a [`DeclareMonitoring`], whose schema in the spec also
+/// states the constraints [`crate::declare`] enforces (and words as problems naming the field).
+/// The derive could state them only by enforcing them first, with problems that name no field.
+/// OpenAPI 3.0 cannot constrain the keys of a map (`propertyNames`): that rule is in the
+/// description of `labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclareBody(pub DeclareMonitoring);
+
+/// `name`: 1-128 characters of `[A-Za-z0-9_-]`, not starting with `_h`.
+pub const DECLARE_NAME_PATTERN: &str =
+    "^(?:[A-Za-z0-9-][A-Za-z0-9_-]{0,127}|_|_[A-Za-gi-z0-9_-][A-Za-z0-9_-]{0,126})$";
+/// `url`: the absolute `http(s)` URLs without credentials whose host is a domain name.
+pub const DECLARE_URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(?:\\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$";
+/// Longest `url`.
+pub const DECLARE_URL_MAX: usize = 2048;
+/// Most labels of a declaration.
+pub const DECLARE_LABELS_MAX: usize = 64;
+/// Longest label value, in characters.
+pub const DECLARE_LABEL_VALUE_MAX: usize = 256;
+/// A label value: no control characters.
+pub const DECLARE_LABEL_VALUE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+impl poem_openapi::types::Type for DeclareBody {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        <DeclareMonitoring as poem_openapi::types::Type>::name()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <DeclareMonitoring as poem_openapi::types::Type>::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+        <DeclareMonitoring as poem_openapi::types::Type>::register(registry);
+        let name = <DeclareMonitoring as poem_openapi::types::Type>::name();
+        let Some(schema) = registry.schemas.get_mut(name.as_ref()) else {
+            return;
+        };
+        for (field, prop) in &mut schema.properties {
+            let MetaSchemaRef::Inline(prop) = prop else {
+                continue;
+            };
+            match *field {
+                "name" => prop.pattern = Some(DECLARE_NAME_PATTERN.to_owned()),
+                "url" => {
+                    prop.pattern = Some(DECLARE_URL_PATTERN.to_owned());
+                    prop.max_length = Some(DECLARE_URL_MAX);
+                }
+                "labels" => {
+                    prop.max_properties = Some(DECLARE_LABELS_MAX);
+                    prop.additional_properties =
+                        Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema {
+                            max_length: Some(DECLARE_LABEL_VALUE_MAX),
+                            pattern: Some(DECLARE_LABEL_VALUE_PATTERN.to_owned()),
+                            ..MetaSchema::new("string")
+                        }))));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for DeclareBody {
+    /// As [`DeclareMonitoring`] parses, but without turning numbers and booleans into strings
+    /// (poem-openapi's `String` takes them): a member of another type than the spec's is refused.
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        let wrong = |field: &str, what: &str| {
+            poem_openapi::types::ParseError::custom(format!("{field} must be {what}"))
+        };
+        if let Some(Value::Object(body)) = &value {
+            for field in ["kind", "name", "url"] {
+                if body.get(field).is_some_and(|v| !v.is_string()) {
+                    return Err(wrong(field, "a string"));
+                }
+            }
+            match body.get("labels") {
+                None => {}
+                Some(Value::Object(labels)) if labels.values().all(Value::is_string) => {}
+                Some(_) => return Err(wrong("labels", "an object of strings")),
+            }
+        }
+        <DeclareMonitoring as poem_openapi::types::ParseFromJSON>::parse_from_json(value)
+            .map(Self)
+            .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+impl poem_openapi::types::ToJSON for DeclareBody {
+    fn to_json(&self) -> Option<Value> {
+        poem_openapi::types::ToJSON::to_json(&self.0)
+    }
 }
 
 /// What a declaration did.

@@ -26,6 +26,10 @@ pub enum ErrorCode {
     Forbidden,
     /// The requested resource does not exist.
     NotFound,
+    /// The request (its body) did not arrive within `INVENTORY_REQUEST_TIMEOUT`.
+    RequestTimeout,
+    /// The request body is larger than `INVENTORY_MAX_BODY_BYTES`.
+    PayloadTooLarge,
     /// No route matches the request path.
     RouteNotFound,
     /// The route exists but not for this method.
@@ -38,11 +42,35 @@ pub enum ErrorCode {
     NotReady,
     /// A dependency (NATS) is unreachable or not configured.
     Unavailable,
+    /// Too many reads of the read model are in progress (`INVENTORY_MAX_READS`): retry later.
+    Overloaded,
+    /// The answer was not ready within `INVENTORY_REQUEST_TIMEOUT`.
+    Timeout,
     /// A bug or a failure of the read model; details are in the server log only.
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [Self; 16] = [
+        Self::InvalidParameter,
+        Self::InvalidBody,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::RequestTimeout,
+        Self::PayloadTooLarge,
+        Self::RouteNotFound,
+        Self::MethodNotAllowed,
+        Self::UnsupportedMediaType,
+        Self::Conflict,
+        Self::NotReady,
+        Self::Unavailable,
+        Self::Overloaded,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
     /// The HTTP status of the code.
     pub fn status(self) -> StatusCode {
         match self {
@@ -50,10 +78,15 @@ impl ErrorCode {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict => StatusCode::CONFLICT,
-            Self::NotReady | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::Unavailable | Self::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,12 +99,16 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::RequestTimeout => "request_timeout",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Conflict => "conflict",
             Self::NotReady => "not_ready",
             Self::Unavailable => "unavailable",
+            Self::Overloaded => "overloaded",
+            Self::Timeout => "timeout",
             Self::Internal => "internal",
         }
     }
@@ -84,12 +121,16 @@ impl ErrorCode {
             Self::Unauthenticated => "Authentication required",
             Self::Forbidden => "Not allowed for this token",
             Self::NotFound => "Not found",
+            Self::RequestTimeout => "Request not received in time",
+            Self::PayloadTooLarge => "Request body too large",
             Self::RouteNotFound => "No such route",
             Self::MethodNotAllowed => "Method not allowed",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Conflict => "Conflicting write",
             Self::NotReady => "Not ready",
             Self::Unavailable => "Service unavailable",
+            Self::Overloaded => "Too many reads in progress",
+            Self::Timeout => "Answer not ready in time",
             Self::Internal => "Internal error",
         }
     }
@@ -101,14 +142,31 @@ impl ErrorCode {
             StatusCode::UNAUTHORIZED => Self::Unauthenticated,
             StatusCode::FORBIDDEN => Self::Forbidden,
             StatusCode::NOT_FOUND => Self::RouteNotFound,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::CONFLICT => Self::Conflict,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => Self::Timeout,
             _ => Self::Internal,
         }
     }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the 503 codes.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::Overloaded => Some(OVERLOADED_RETRY_AFTER_SECS),
+            Self::NotReady | Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
 }
+
+/// `Retry-After` of a read shed because too many are in progress.
+pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+/// `Retry-After` while not ready or while NATS is unreachable.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 /// A problem report (RFC 9457), sent as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -146,10 +204,17 @@ impl Problem {
     pub fn into_response(self) -> poem::Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = poem_openapi::types::ToJSON::to_json_string(&self);
-        poem::Response::builder()
+        let retry_after = ErrorCode::ALL
+            .iter()
+            .find(|c| c.as_str() == self.code)
+            .and_then(|c| c.retry_after());
+        let mut resp = poem::Response::builder()
             .status(status)
-            .content_type(PROBLEM_CONTENT_TYPE)
-            .body(body)
+            .content_type(PROBLEM_CONTENT_TYPE);
+        if let Some(secs) = retry_after {
+            resp = resp.header(poem::http::header::RETRY_AFTER, secs);
+        }
+        resp.body(body)
     }
 }
 
@@ -244,7 +309,8 @@ pub fn problem_from_poem_error(err: poem::Error) -> poem::Response {
 }
 
 /// Declares an endpoint's error responses: each listed `status => Variant` becomes an
-/// `application/problem+json` response in the spec; `500 => Internal` is always added.
+/// `application/problem+json` response in the spec; `503 => Unavailable` (with `Retry-After`:
+/// any read may be shed when too many are in progress) and `500 => Internal` are always added.
 /// A [`ServiceError`] whose status the endpoint does not list is logged and reported as 500.
 #[macro_export]
 macro_rules! problem_responses {
@@ -259,6 +325,16 @@ macro_rules! problem_responses {
                 #[oai(status = $status, content_type = "application/problem+json")]
                 $variant(poem_openapi::payload::Json<$crate::problem::Problem>),
             )*
+            /// Unavailable: too many reads in progress (`overloaded`), the read model not ready
+            /// (`not_ready`) or NATS unreachable (`unavailable`); retry after `Retry-After`
+            /// seconds.
+            #[oai(status = 503, content_type = "application/problem+json")]
+            Unavailable(
+                poem_openapi::payload::Json<$crate::problem::Problem>,
+                /// Seconds to wait before retrying.
+                #[oai(header = "Retry-After")]
+                Option<u64>,
+            ),
             /// Internal error (details in the server log).
             #[oai(status = 500, content_type = "application/problem+json")]
             Internal(poem_openapi::payload::Json<$crate::problem::Problem>),
@@ -268,6 +344,7 @@ macro_rules! problem_responses {
             fn from(e: $crate::problem::ServiceError) -> Self {
                 let problem = e.to_problem();
                 match problem.status {
+                    503 => Self::Unavailable(poem_openapi::payload::Json(problem), e.code.retry_after()),
                     $($status => Self::$variant(poem_openapi::payload::Json(problem)),)*
                     500 => Self::Internal(poem_openapi::payload::Json(problem)),
                     other => {
@@ -294,21 +371,7 @@ mod tests {
 
     #[test]
     fn every_code_has_a_distinct_name_and_a_client_or_server_status() {
-        use ErrorCode::*;
-        let all = [
-            InvalidParameter,
-            InvalidBody,
-            Unauthenticated,
-            Forbidden,
-            NotFound,
-            RouteNotFound,
-            MethodNotAllowed,
-            UnsupportedMediaType,
-            Conflict,
-            NotReady,
-            Unavailable,
-            Internal,
-        ];
+        let all = ErrorCode::ALL;
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());
         for c in all {

@@ -17,14 +17,13 @@ use inventory_projector::store::{move_files, remove_files};
 use inventory_projector::{
     ErrorKind, ProjectorError, ReadPool, RunOptions, Status, Store, StoreError,
 };
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::Server;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::auth::TokenSet;
 use crate::declare::Publisher;
+use crate::limits::{Limits, ReadyBounds};
 use crate::state::AppState;
 
 /// Longest wait for in-flight requests, then for the projector, at shutdown.
@@ -50,10 +49,17 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Most events per projector transaction while catching up (`INVENTORY_PROJECTOR_BATCH`).
     pub projector_batch: usize,
+    /// Most event bytes per projector transaction (`INVENTORY_PROJECTOR_BATCH_MIB`).
+    pub projector_batch_bytes: usize,
     /// Most memory DuckDB keeps for the read model, in MiB (`INVENTORY_DUCKDB_MEMORY_MIB`).
     pub duckdb_memory_mib: u64,
     /// Tuning of the SSE change feed (`INVENTORY_FEED_HEARTBEAT`, `INVENTORY_FEED_SLOW_AFTER`).
     pub feed: crate::state::FeedSettings,
+    /// Bounds on connections, requests and reads (`INVENTORY_MAX_BODY_BYTES`, ...).
+    pub limits: Limits,
+    /// When `/readyz` reports a stalled or lagging projector (`INVENTORY_READY_STALL_AFTER`,
+    /// `INVENTORY_READY_MAX_LAG`).
+    pub ready: ReadyBounds,
 }
 
 /// Why [`serve`] stopped with an error.
@@ -100,17 +106,15 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
     };
     let pool = ReadPool::new(&store)?;
 
-    let acceptor = TcpListener::bind(cfg.listen)
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| ApiError::Bind {
             addr: cfg.listen,
             reason: e.to_string(),
         })?;
-    let local = acceptor
+    let local = listener
         .local_addr()
-        .first()
-        .map(ToString::to_string)
+        .map(|a| a.to_string())
         .unwrap_or_default();
 
     let (status_tx, status_rx) = watch::channel(Status::default());
@@ -125,6 +129,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
             cancel: projector_cancel.clone(),
             opts: RunOptions {
                 batch_max: cfg.projector_batch.max(1),
+                batch_max_bytes: cfg.projector_batch_bytes.max(1),
                 ..RunOptions::default()
             },
         },
@@ -136,16 +141,20 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         .with_publisher(Publisher::new(client, stream))
         .with_sweep_interval(cfg.sweep_interval)
         .with_feed(cfg.feed)
+        .with_limits(cfg.limits)
+        .with_ready_bounds(cfg.ready)
         .with_shutdown(server_stop.clone());
     if let Some(url) = cfg.public_url {
         state = state.with_public_url(url);
     }
     info!(listen = %local, db = %cfg.db_path.display(), "API listening");
 
-    let server = Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+    let server = crate::conn::serve(
+        listener,
         crate::app(state),
-        server_stop.clone().cancelled_owned(),
-        Some(SHUTDOWN_TIMEOUT),
+        cfg.limits,
+        server_stop.clone(),
+        SHUTDOWN_TIMEOUT,
     );
     tokio::pin!(server);
 

@@ -1,6 +1,8 @@
 //! The read side of the service layer: validates parameters, queries the read model and shapes
 //! pages. Handlers in [`crate::api`] only translate HTTP to these calls.
 
+use std::time::Instant;
+
 use chrono::Utc;
 use inventory_projector::current::Snapshot;
 use inventory_projector::history::{self, Point};
@@ -10,6 +12,7 @@ use inventory_schemas::AssetKey;
 
 use crate::cursor;
 use crate::fast_json::FastJson;
+use crate::limits::ReadyBounds;
 use crate::model::{
     AccountProvider, AssetDoc, AssetPage, CollectorDoc, CollectorList, MonitoringKind, Readiness,
     StatusFilter,
@@ -21,6 +24,24 @@ use crate::state::AppState;
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest accepted `limit`.
 pub const MAX_LIMIT: u32 = 1000;
+/// Longest `provider` or `kind` filter (as [`inventory_schemas::key::validate_word`]).
+pub const MAX_WORD_LEN: usize = 64;
+/// What [`word`] accepts (empty: the filter is absent).
+pub const WORD_PATTERN: &str = "^[a-z0-9_-]{0,64}$";
+/// Longest `name` filter, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// What [`parse_cursor`] accepts: base64url, optionally padded (empty: the first page).
+pub const KEY_CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]*=*$";
+/// A stream sequence as the sequence cursors and `Last-Event-ID` accept it (empty: absent).
+/// Nineteen digits stay below `u64::MAX`; no stream comes near.
+pub const SEQ_PATTERN: &str = "^[0-9]{0,19}$";
+/// The `seq:N` form of a point ([`parse_point`]); the other form is an RFC 3339 time.
+pub use inventory_schemas::SEQ_POINT_PATTERN;
+/// An asset key in a path, as [`AssetKey::parse`] accepts it: provider and kind words, and a
+/// native id of 1-1024 characters without control characters (the server counts at most
+/// 1024 bytes).
+pub const KEY_PATTERN: &str =
+    "^[a-z0-9_-]{1,64}/[a-z0-9_-]{1,64}/[^\\u0000-\\u001F\\u007F-\\u009F]{1,1024}$";
 
 /// Kinds `/accounts` lists.
 pub const ACCOUNT_KINDS: [&str; 3] = ["account", "project", "subscription"];
@@ -107,28 +128,9 @@ pub fn parse_point(param: &str, value: Option<String>) -> Result<Option<Point>, 
     let Some(v) = non_empty(value) else {
         return Ok(None);
     };
-    if let Some(n) = v.strip_prefix("seq:") {
-        return n.parse::<u64>().map(|n| Some(Point::Seq(n))).map_err(|_| {
-            ServiceError::invalid_parameter(
-                param,
-                format!(
-                    "{param} seq:N needs an unsigned integer N (got {:?})",
-                    truncate(&v)
-                ),
-            )
-        });
-    }
-    chrono::DateTime::parse_from_rfc3339(&v)
-        .map(|t| Some(Point::Time(t.with_timezone(&Utc))))
-        .map_err(|_| {
-            ServiceError::invalid_parameter(
-                param,
-                format!(
-                    "{param} must be an RFC 3339 time (e.g. 2026-03-01T00:00:00Z) or seq:N (got {:?})",
-                    truncate(&v)
-                ),
-            )
-        })
+    v.parse::<Point>()
+        .map(Some)
+        .map_err(|e| ServiceError::invalid_parameter(param, format!("{param}: {e}")))
 }
 
 /// Why a point cannot be answered yet, if so: a sequence beyond what the read model holds.
@@ -152,12 +154,14 @@ impl PointError {
     pub(crate) fn into_service(self) -> ServiceError {
         match self {
             Self::Store(e) => ServiceError::internal("reading the read model", &e),
-            Self::Beyond { param, seq, applied } => ServiceError::invalid_parameter(
-                param,
-                format!(
+            // A well-formed point the read model has not reached: no such view (yet).
+            Self::Beyond { param, seq, applied } => ServiceError {
+                code: ErrorCode::NotFound,
+                detail: format!(
                     "{param} seq:{seq} is beyond the newest event the read model holds (seq {applied})"
                 ),
-            ),
+                parameter: Some(param.to_owned()),
+            },
         }
     }
 }
@@ -208,9 +212,7 @@ async fn page(
                 (rows, None, snap.seq())
             };
             if scan {
-                tokio::task::spawn_blocking(list)
-                    .await
-                    .map_err(|e| ServiceError::internal("reading the read model", &e))?
+                state.pool.blocking(list).await?
             } else {
                 list()
             }
@@ -228,8 +230,7 @@ async fn page(
                 }
                 Ok(Ok((all, Some(seq), snap.seq())))
             })
-            .await
-            .map_err(|e| ServiceError::internal("reading the read model", &e))?
+            .await?
             .map_err(PointError::into_service)?,
     };
     let mut rows = rows;
@@ -268,10 +269,13 @@ pub async fn list_assets(
     let after = parse_cursor(p.cursor)?;
     let at = parse_point("as_of", p.as_of)?;
     let name = non_empty(p.name);
-    if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
         return Err(ServiceError::invalid_parameter(
             "name",
-            "name must be at most 256 characters",
+            format!("name must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
     let q = AssetQuery {
@@ -366,8 +370,7 @@ pub async fn get_asset(
                     Err(e) => Err(e),
                 })
             })
-            .await
-            .map_err(|e| ServiceError::internal("reading the read model", &e))?
+            .await?
             .map_err(PointError::into_service)?,
     };
     let row = row.ok_or_else(|| {
@@ -403,8 +406,16 @@ pub async fn collectors(state: &AppState) -> Result<CollectorList, ServiceError>
     })
 }
 
-/// `GET /readyz`: ready once the projector has caught up with the stream's tip at start.
-pub fn readiness(status: &Status) -> Result<Readiness, ServiceError> {
+/// `GET /readyz`: ready once the projector has caught up with the stream's tip at start, as long
+/// as it keeps up: not ready while it lags more than `bounds.max_lag` events, or has applied
+/// nothing for `bounds.stall_after` while the stream holds newer events, or has not reached the
+/// stream for `bounds.stall_after` (then it cannot tell how far behind it is). `now` is the
+/// time of the probe.
+pub fn readiness(
+    status: &Status,
+    bounds: &ReadyBounds,
+    now: Instant,
+) -> Result<Readiness, ServiceError> {
     if let Some(why) = &status.stream_changed {
         return Err(ServiceError::new(
             ErrorCode::NotReady,
@@ -428,18 +439,57 @@ pub fn readiness(status: &Status) -> Result<Readiness, ServiceError> {
         };
         return Err(ServiceError::new(ErrorCode::NotReady, detail));
     }
+    let lag = status.lag();
+    if bounds.max_lag > 0 && lag > bounds.max_lag {
+        return Err(ServiceError::new(
+            ErrorCode::NotReady,
+            format!(
+                "the projector lags {lag} events behind the stream (applied {} of {}), more than \
+                 INVENTORY_READY_MAX_LAG={}",
+                status.applied_seq, status.stream_last_seq, bounds.max_lag
+            ),
+        ));
+    }
+    let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+    let stall = bounds.stall_after;
+    if !stall.is_zero() {
+        if let Some(unseen) = since(status.stream_seen_at).filter(|d| *d > stall) {
+            return Err(ServiceError::new(
+                ErrorCode::NotReady,
+                format!(
+                    "the projector has not reached the stream for {}s (INVENTORY_READY_STALL_AFTER={}s): \
+                     the read model may be behind it (applied seq {})",
+                    unseen.as_secs(),
+                    stall.as_secs(),
+                    status.applied_seq
+                ),
+            ));
+        }
+        if let Some(idle) = since(status.progressed_at).filter(|d| lag > 0 && *d > stall) {
+            return Err(ServiceError::new(
+                ErrorCode::NotReady,
+                format!(
+                    "the projector is stalled: it has applied nothing for {}s while the stream \
+                     holds {lag} newer events (INVENTORY_READY_STALL_AFTER={}s)",
+                    idle.as_secs(),
+                    stall.as_secs()
+                ),
+            ));
+        }
+    }
     debug_assert!(status.is_ready());
     Ok(Readiness {
         ready: true,
         applied_seq: status.applied_seq,
         tip_at_start: status.tip_at_start,
-        lag: status.lag(),
+        lag,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn limits() {
@@ -451,6 +501,64 @@ mod tests {
             assert_eq!(e.parameter.as_deref(), Some("limit"));
             assert!(e.detail.contains("between 1 and 1000"), "{}", e.detail);
         }
+    }
+
+    fn readiness(s: &Status) -> Result<Readiness, ServiceError> {
+        super::readiness(s, &ReadyBounds::default(), Instant::now())
+    }
+
+    #[test]
+    fn readiness_turns_unready_when_stalled_or_lagging_and_back() {
+        let bounds = ReadyBounds {
+            stall_after: Duration::from_secs(10),
+            max_lag: 100,
+        };
+        let t0 = Instant::now();
+        let mut s = Status {
+            caught_up: true,
+            applied_seq: 50,
+            tip_at_start: 50,
+            stream_last_seq: 50,
+            progressed_at: Some(t0),
+            stream_seen_at: Some(t0),
+            ..Status::default()
+        };
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert!(super::readiness(&s, &bounds, at(5)).is_ok());
+        // Current, and nothing new: idle for long is not a stall.
+        s.stream_seen_at = Some(at(100));
+        assert!(super::readiness(&s, &bounds, at(105)).is_ok());
+        // Newer events and no progress for more than the bound: stalled.
+        s.stream_last_seq = 60;
+        let e = super::readiness(&s, &bounds, at(105)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotReady);
+        assert!(
+            e.detail.contains("stalled") && e.detail.contains("10 newer"),
+            "{}",
+            e.detail
+        );
+        // Progress again: ready.
+        s.applied_seq = 55;
+        s.progressed_at = Some(at(104));
+        assert!(super::readiness(&s, &bounds, at(105)).is_ok());
+        // The stream out of reach for longer than the bound.
+        let e = super::readiness(&s, &bounds, at(111)).unwrap_err();
+        assert!(e.detail.contains("not reached the stream"), "{}", e.detail);
+        // Lag beyond the bound, even while progressing.
+        s.stream_seen_at = Some(at(111));
+        s.progressed_at = Some(at(111));
+        s.stream_last_seq = 156;
+        let e = super::readiness(&s, &bounds, at(111)).unwrap_err();
+        assert!(e.detail.contains("lags 101 events"), "{}", e.detail);
+        s.stream_last_seq = 155;
+        assert_eq!(super::readiness(&s, &bounds, at(111)).unwrap().lag, 100);
+        // Zero bounds: neither check.
+        let off = ReadyBounds {
+            stall_after: Duration::ZERO,
+            max_lag: 0,
+        };
+        s.stream_last_seq = 1_000_000;
+        assert!(super::readiness(&s, &off, at(10_000)).is_ok());
     }
 
     #[test]

@@ -8,8 +8,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSet;
+use crate::changes::feed::FeedHub;
 use crate::declare::Publisher;
+use crate::limits::{Limits, ReadyBounds};
 use crate::metrics::Metrics;
+use crate::reads::Reads;
 
 /// Default expected interval between a collector's sweeps (a scope is stale after twice this).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -20,7 +23,8 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub struct AppState {
     /// Readers of the read model. Shared by every clone, so that a rebuilt read model (a stream
     /// deleted and created again, see `server.rs`) replaces the old one for all of them at once.
-    pub(crate) pool: ReadPool,
+    /// Reads off the executor go through its bound ([`crate::reads`]).
+    pub(crate) pool: Reads,
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) tokens: Arc<TokenSet>,
     pub(crate) publisher: Option<Publisher>,
@@ -28,8 +32,14 @@ pub struct AppState {
     pub(crate) public_url: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) feed: FeedSettings,
+    /// The change feeds' slots and their shared fan-out (see [`crate::changes::feed`]).
+    pub(crate) feeds: Arc<FeedHub>,
     /// Cancelled when the server starts shutting down (ends the change feeds).
     pub(crate) shutdown: CancellationToken,
+    /// Bounds on requests and reads ([`Limits`]).
+    pub(crate) limits: Limits,
+    /// When `/readyz` stops vouching for the read model.
+    pub(crate) ready: ReadyBounds,
 }
 
 /// Tuning of the SSE change feed.
@@ -38,10 +48,20 @@ pub struct FeedSettings {
     /// Interval of the keep-alive comments that keep proxies from closing an idle feed.
     pub heartbeat: Duration,
     /// A client that has not read for this long while its buffer is full is dropped, with an
-    /// `end` event, so that it never holds back anything else.
+    /// `end` event, so that it never holds back anything else; what was queued for it is freed.
     pub slow_after: Duration,
-    /// Changes buffered per client.
-    pub buffer: usize,
+    /// Bytes of changes (their JSON) queued per client; a client whose queue is full reads on
+    /// from the read model once it has room again.
+    pub buffer_bytes: usize,
+    /// Most feeds open at once; the next client is answered 503 with `Retry-After`.
+    pub max_clients: usize,
+}
+
+impl FeedSettings {
+    /// Default of [`max_clients`](Self::max_clients) (`INVENTORY_FEED_MAX_CLIENTS`).
+    pub const DEFAULT_MAX_CLIENTS: usize = 500;
+    /// Default of [`buffer_bytes`](Self::buffer_bytes) (`INVENTORY_FEED_BUFFER_BYTES`).
+    pub const DEFAULT_BUFFER_BYTES: usize = 128 * 1024;
 }
 
 impl Default for FeedSettings {
@@ -49,7 +69,8 @@ impl Default for FeedSettings {
         Self {
             heartbeat: Duration::from_secs(15),
             slow_after: Duration::from_secs(30),
-            buffer: 1024,
+            buffer_bytes: Self::DEFAULT_BUFFER_BYTES,
+            max_clients: Self::DEFAULT_MAX_CLIENTS,
         }
     }
 }
@@ -60,8 +81,9 @@ impl AppState {
     pub fn new(pool: ReadPool, status: watch::Receiver<Status>, tokens: TokenSet) -> Self {
         let paths = crate::api::spec_paths();
         let metrics = Metrics::new(paths.iter().map(String::as_str), crate::PLAIN_ROUTES);
+        let limits = Limits::default();
         Self {
-            pool,
+            pool: Reads::new(pool, limits.max_reads, limits.read_wait),
             status,
             tokens: Arc::new(tokens),
             publisher: None,
@@ -69,13 +91,30 @@ impl AppState {
             public_url: None,
             metrics: Arc::new(metrics),
             feed: FeedSettings::default(),
+            feeds: Arc::new(FeedHub::new(FeedSettings::default())),
             shutdown: CancellationToken::new(),
+            limits,
+            ready: ReadyBounds::default(),
         }
+    }
+
+    /// Bounds requests and reads (default [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.pool = self.pool.rebound(limits.max_reads, limits.read_wait);
+        self.limits = limits;
+        self
+    }
+
+    /// When `/readyz` reports a stalled or lagging projector (default [`ReadyBounds::default`]).
+    pub fn with_ready_bounds(mut self, ready: ReadyBounds) -> Self {
+        self.ready = ready;
+        self
     }
 
     /// Tunes the change feed.
     pub fn with_feed(mut self, feed: FeedSettings) -> Self {
         self.feed = feed;
+        self.feeds = Arc::new(FeedHub::new(feed));
         self
     }
 

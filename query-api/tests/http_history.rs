@@ -134,19 +134,25 @@ async fn bad_points_are_refused_with_the_parameter_named() {
     for (path, param) in [
         ("/api/v1/assets?as_of=yesterday", "as_of"),
         ("/api/v1/assets?as_of=seq:x", "as_of"),
-        ("/api/v1/assets?as_of=seq:99", "as_of"),
         ("/api/v1/monitoring?as_of=2026-13-01T00:00:00Z", "as_of"),
         ("/api/v1/assets/aws/account/111?as_of=seq:-1", "as_of"),
         ("/api/v1/changes?since=soon", "since"),
-        ("/api/v1/changes?until=seq:100", "until"),
         ("/api/v1/changes?type=renamed", "type"),
         ("/api/v1/changes?cursor=abc", "cursor"),
         ("/api/v1/diff?to=seq:2", "from"),
         ("/api/v1/diff?from=seq:1", "to"),
-        ("/api/v1/diff?from=seq:1&to=seq:500", "to"),
         ("/api/v1/assets/not-a-key/history", "key"),
     ] {
         let body = problem(f.client().get(path).send().await, 400).await;
+        assert_eq!(body["parameter"], param, "{path}: {body}");
+    }
+    // Well-formed points beyond the newest event the read model holds: no such view (yet).
+    for (path, param) in [
+        ("/api/v1/assets?as_of=seq:99", "as_of"),
+        ("/api/v1/changes?until=seq:100", "until"),
+        ("/api/v1/diff?from=seq:1&to=seq:500", "to"),
+    ] {
+        let body = problem(f.client().get(path).send().await, 404).await;
         assert_eq!(body["parameter"], param, "{path}: {body}");
     }
     problem(

@@ -179,13 +179,26 @@ async fn the_spec_is_openapi_3_and_lists_every_route_with_problem_errors() {
     };
     assert_eq!(
         codes("/api/v1/monitoring", "post"),
-        ["200", "201", "400", "401", "403", "409", "500", "503"]
+        ["200", "201", "400", "401", "403", "409", "413", "415", "500", "503"]
     );
     assert_eq!(
         codes("/api/v1/assets/{key}", "get"),
-        ["200", "400", "401", "404", "500"]
+        ["200", "400", "401", "404", "500", "503"]
     );
     assert!(spec["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer");
+    // Constraints and nullable members are stated (schemathesis checks them against the real
+    // server: tests/openapi_contract.rs).
+    let limit = paths["/api/v1/assets"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1.0);
+    assert_eq!(limit["schema"]["maximum"], 1000.0);
+    let page = &spec["components"]["schemas"]["AssetPage"]["properties"];
+    assert_eq!(page["next_cursor"]["nullable"], true);
+    assert_eq!(page["as_of_seq"]["nullable"], true);
     let schemas = &spec["components"]["schemas"];
     assert_eq!(
         schemas["MonitoringKind"]["enum"],

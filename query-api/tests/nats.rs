@@ -266,7 +266,10 @@ async fn serve_end_to_end_declare_then_read_and_resume_after_restart() {
         sweep_interval: Duration::from_secs(900),
         public_url: None,
         projector_batch: inventory_projector::RunOptions::default().batch_max,
+        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
         duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
+        limits: inventory_query_api::Limits::default(),
+        ready: inventory_query_api::ReadyBounds::default(),
         feed: inventory_query_api::FeedSettings::default(),
     };
     let cancel = CancellationToken::new();

@@ -27,8 +27,8 @@ pub use event::{
 pub use key::{
     asset_filter, legacy_sweep_subject, sweep_subject, AssetKey, STREAM_NAME, STREAM_SUBJECTS,
 };
+pub use point::{Point, PointError, SEQ_POINT_PATTERN};
 pub use summary::{DataSummary, EventSummary};
-pub use point::{Point, PointError, POINT_PATTERN};
 pub use trust::{admit, decode_stored, decode_stored_summary, RejectReason, Rejection};
 
 /// Errors of the contract: invalid keys, malformed events.

@@ -7,6 +7,7 @@ use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::fast_json::FastJson;
 use crate::model::{AccountProvider, AssetDoc, AssetPage, StatusFilter};
+use crate::params::{KeyCursor, KeyParam, Limit, NameFilter, OptionalPoint, Word};
 use crate::problem_responses;
 use crate::service::{self, ListParams};
 use crate::state::AppState;
@@ -18,6 +19,8 @@ problem_responses! {
         400 => BadRequest,
         /// Reads need a token here, and none (or an unknown one) was presented.
         401 => Unauthorized,
+        /// `as_of` names a sequence beyond the newest event the read model holds.
+        404 => NotFound,
     }
 }
 
@@ -28,7 +31,8 @@ problem_responses! {
         400 => BadRequest,
         /// Reads need a token here, and none (or an unknown one) was presented.
         401 => Unauthorized,
-        /// No asset with this key has ever been recorded.
+        /// No asset with this key has been recorded (at `as_of`), or `as_of` names a sequence
+        /// beyond the newest event the read model holds.
         404 => NotFound,
     }
 }
@@ -56,33 +60,33 @@ impl AssetsApi {
         &self,
         auth: OptionalBearer,
         /// Provider (`aws`, `gcp`, `azure`, `prometheus`, `grafana`, `file`, ...): 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<String>>,
+        provider: Query<Option<Word>>,
         /// Kind (`account`, `project`, `subscription`, `endpoint`, ...): 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<String>>,
+        kind: Query<Option<Word>>,
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Case-insensitive substring of the name (at most 256 characters).
-        name: Query<Option<String>>,
+        name: Query<Option<NameFilter>>,
         /// Also list assets a complete sweep found deleted (default false).
         include_deleted: Query<Option<bool>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<KeyCursor>>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<String>>,
+        as_of: Query<Option<OptionalPoint>>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
-            provider: provider.0,
-            kind: kind.0,
+            provider: provider.0.map(|p| p.0),
+            kind: kind.0.map(|k| k.0),
             status: status.0,
-            name: name.0,
+            name: name.0.map(|n| n.0),
             include_deleted: include_deleted.0,
-            limit: limit.0,
-            cursor: cursor.0,
-            as_of: as_of.0,
+            limit: limit.0.map(|l| l.0),
+            cursor: cursor.0.map(|c| c.0),
+            as_of: as_of.0.map(|p| p.0),
         };
         Ok(service::list_assets(&self.state, params).await?)
     }
@@ -97,13 +101,13 @@ impl AssetsApi {
         &self,
         auth: OptionalBearer,
         /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
-        key: Path<String>,
+        key: Path<KeyParam>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<String>>,
+        as_of: Query<Option<OptionalPoint>>,
     ) -> Result<FastJson<AssetDoc>, GetAssetError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(service::get_asset(&self.state, key.0, as_of.0).await?)
+        Ok(service::get_asset(&self.state, key.0 .0, as_of.0.map(|p| p.0)).await?)
     }
 }
 
@@ -133,19 +137,19 @@ impl AccountsApi {
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<KeyCursor>>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<String>>,
+        as_of: Query<Option<OptionalPoint>>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
-            limit: limit.0,
-            cursor: cursor.0,
-            as_of: as_of.0,
+            limit: limit.0.map(|l| l.0),
+            cursor: cursor.0.map(|c| c.0),
+            as_of: as_of.0.map(|p| p.0),
             ..ListParams::default()
         };
         Ok(service::list_accounts(&self.state, provider.0, params).await?)

@@ -3,7 +3,7 @@
 use inventory_projector::read;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, OpenApi};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::ApiTags;
 use crate::model::Readiness;
@@ -12,11 +12,9 @@ use crate::service;
 use crate::state::AppState;
 
 problem_responses! {
-    /// Not ready.
-    pub enum NotReady {
-        /// The projector is still catching up with the stream, or it stopped; `detail` says which.
-        503 => Unavailable,
-    }
+    /// Not ready (503, always added): the projector is catching up, stalled, lagging beyond
+    /// `INVENTORY_READY_MAX_LAG`, or stopped; `detail` says which.
+    pub enum NotReady {}
 }
 
 /// The Prometheus exposition.
@@ -45,7 +43,7 @@ impl HealthApi {
 impl HealthApi {
     /// Liveness
     ///
-    /// 200 while the process serves requests.
+    /// 200 while the process serves requests (answered without touching the read model).
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> PlainText<&'static str> {
         PlainText("ok")
@@ -53,18 +51,27 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 once the embedded projector has caught up with the stream's tip at start; 503 with
-    /// the reason before that, or when the projector stopped.
+    /// 200 once the embedded projector has caught up with the stream's tip at start, while it
+    /// keeps up; 503 with the reason before that, when the projector stopped, when it lags more
+    /// than `INVENTORY_READY_MAX_LAG` events, or when for `INVENTORY_READY_STALL_AFTER` it has
+    /// applied nothing while the stream holds newer events or has not reached the stream.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> Result<Json<Readiness>, NotReady> {
         let status = self.state.status.borrow().clone();
-        Ok(Json(service::readiness(&status)?))
+        Ok(Json(service::readiness(
+            &status,
+            &self.state.ready,
+            std::time::Instant::now(),
+        )?))
     }
 
     /// Prometheus metrics
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self) -> MetricsResponse {
         let status = self.state.status.borrow().clone();
+        // The same answer as /readyz at this instant.
+        let ready =
+            service::readiness(&status, &self.state.ready, std::time::Instant::now()).is_ok();
         let read = self
             .state
             .pool
@@ -72,6 +79,11 @@ impl HealthApi {
             .await;
         let (rejected, sweeps) = match read {
             Ok((r, s)) => (Some(r), Some(s)),
+            // Too many reads in progress: this scrape goes without the read model's figures.
+            Err(e @ crate::reads::ReadError::Busy { .. }) => {
+                debug!(error = %e, "metrics: the read model is busy");
+                (None, None)
+            }
             Err(e) => {
                 warn!(error = %e, "metrics: cannot read the read model");
                 (None, None)
@@ -79,6 +91,7 @@ impl HealthApi {
         };
         MetricsResponse::Ok(PlainText(self.state.metrics.render(
             &status,
+            ready,
             rejected.as_deref(),
             sweeps.as_deref(),
         )))

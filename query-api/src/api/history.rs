@@ -2,16 +2,21 @@
 //! and `GET /api/v1/diff`.
 
 use poem::web::sse::Event;
+use poem::IntoResponse;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::types::ToJSON;
-use poem_openapi::OpenApi;
+use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::auth::OptionalBearer;
-use crate::changes::{self, ChangeParams, DiffParams};
+use crate::changes::{self, ChangeParams, DiffParams, FeedItem};
 use crate::fast_json::FastJson;
 use crate::model::{ChangePage, ChangeType, DiffPage, FeedEvent};
+use crate::params::{
+    KeyCursor, KeyParam, LastEventId, Limit, OptionalPoint, RequiredPoint, SeqCursor, Word,
+};
+use crate::problem::{ErrorCode, Problem, ServiceError};
 use crate::problem_responses;
 use crate::state::AppState;
 
@@ -30,11 +35,62 @@ problem_responses! {
 problem_responses! {
     /// Errors of the change and diff queries.
     pub enum ChangesError {
-        /// A parameter is malformed, out of range, or names a point beyond the read model;
-        /// `parameter` names it.
+        /// A parameter is malformed or out of range; `parameter` names it.
         400 => BadRequest,
         /// Reads need a token here, and none (or an unknown one) was presented.
         401 => Unauthorized,
+        /// A point (`since`, `until`, `from`, `to`) names a sequence beyond the newest event
+        /// the read model holds; `parameter` names it.
+        404 => NotFound,
+    }
+}
+
+/// Errors of the change feed: those of the change queries, and 503 past the feed limit.
+#[derive(Debug, ApiResponse)]
+pub enum StreamError {
+    /// A parameter or `Last-Event-ID` is malformed; `parameter` names it.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// Reads need a token here, and none (or an unknown one) was presented.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// `since` names a sequence beyond the newest event the read model holds.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The server already serves its maximum of change feeds (`INVENTORY_FEED_MAX_CLIENTS`):
+    /// retry after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(
+        Json<Problem>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Internal error (details in the server log).
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<ServiceError> for StreamError {
+    fn from(e: ServiceError) -> Self {
+        match e.code {
+            ErrorCode::InvalidParameter => Self::BadRequest(Json(e.to_problem())),
+            ErrorCode::Unauthenticated => Self::Unauthorized(Json(e.to_problem())),
+            // The feed limit, the one 503 of this route.
+            ErrorCode::Unavailable => {
+                Self::Unavailable(Json(e.to_problem()), changes::FEED_RETRY_AFTER.as_secs())
+            }
+            _ => match ChangesError::from(e) {
+                ChangesError::Internal(p) => Self::Internal(p),
+                ChangesError::BadRequest(p) => Self::BadRequest(p),
+                ChangesError::Unauthorized(p) => Self::Unauthorized(p),
+                ChangesError::NotFound(p) => Self::NotFound(p),
+                // Too many reads in progress (the read bound, `crate::reads`).
+                ChangesError::Unavailable(p, retry) => {
+                    Self::Unavailable(p, retry.unwrap_or(changes::FEED_RETRY_AFTER.as_secs()))
+                }
+            },
+        }
     }
 }
 
@@ -49,13 +105,15 @@ impl HistoryApi {
     }
 }
 
-/// SSE form of a feed event: `change` events carry the stream sequence as their id.
-fn sse_event(item: FeedEvent) -> Event {
-    match &item {
-        FeedEvent::Change(c) => Event::message(item.to_json_string())
+/// SSE form of a feed item: `change` events carry the stream sequence as their id.
+fn sse_event(item: FeedItem) -> Event {
+    match item {
+        FeedItem::Change(c) => Event::message(&*c.json)
             .event_type("change")
             .id(c.seq.to_string()),
-        FeedEvent::End(_) => Event::message(item.to_json_string()).event_type("end"),
+        FeedItem::End(end) => {
+            Event::message(FeedEvent::End(end).to_json_string()).event_type("end")
+        }
     }
 }
 
@@ -75,14 +133,20 @@ impl HistoryApi {
         &self,
         auth: OptionalBearer,
         /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
-        key: Path<String>,
+        key: Path<KeyParam>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<SeqCursor>>,
     ) -> Result<FastJson<ChangePage>, HistoryError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(changes::history(&self.state, key.0, limit.0, cursor.0).await?)
+        Ok(changes::history(
+            &self.state,
+            key.0 .0,
+            limit.0.map(|l| l.0),
+            cursor.0.map(|c| c.0),
+        )
+        .await?)
     }
 
     /// Changes in a window
@@ -97,30 +161,30 @@ impl HistoryApi {
         auth: OptionalBearer,
         /// Only changes after this point: an RFC 3339 time or `seq:N` (exclusive). Default: the
         /// start of the stream.
-        since: Query<Option<String>>,
+        since: Query<Option<OptionalPoint>>,
         /// Only changes up to this point: an RFC 3339 time or `seq:N` (inclusive).
-        until: Query<Option<String>>,
+        until: Query<Option<OptionalPoint>>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<String>>,
+        provider: Query<Option<Word>>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<String>>,
+        kind: Query<Option<Word>>,
         /// Event type.
         #[oai(name = "type")]
         ty: Query<Option<ChangeType>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<SeqCursor>>,
     ) -> Result<FastJson<ChangePage>, ChangesError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ChangeParams {
-            since: since.0,
-            until: until.0,
-            provider: provider.0,
-            kind: kind.0,
+            since: since.0.map(|p| p.0),
+            until: until.0.map(|p| p.0),
+            provider: provider.0.map(|p| p.0),
+            kind: kind.0.map(|k| k.0),
             ty: ty.0,
-            limit: limit.0,
-            cursor: cursor.0,
+            limit: limit.0.map(|l| l.0),
+            cursor: cursor.0.map(|c| c.0),
         };
         Ok(changes::changes(&self.state, params).await?)
     }
@@ -130,42 +194,56 @@ impl HistoryApi {
     /// Changes as the read model applies them, with the same filters as `/changes`. Each
     /// `change` event's SSE id is its stream sequence: a client that reconnects with
     /// `Last-Event-ID` resumes right after it, with no gap and no duplicate. Comments are sent
-    /// as heartbeats while nothing changes. A client that stops reading is sent an `end` event
-    /// (with the last id it was sent) and the stream is closed.
+    /// as heartbeats while nothing changes. A client that leaves its buffer full for
+    /// `INVENTORY_FEED_SLOW_AFTER` is sent an `end` event (with the last id it was sent) and
+    /// the stream is closed. At most `INVENTORY_FEED_MAX_CLIENTS` feeds are open at once; past
+    /// it, 503 with `Retry-After`.
     #[oai(
         path = "/changes/stream",
         method = "get",
         operation_id = "streamChanges"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         auth: OptionalBearer,
         /// Start after this point (an RFC 3339 time or `seq:N`) instead of at the changes
         /// applied from now on. Ignored when `Last-Event-ID` is sent.
-        since: Query<Option<String>>,
+        since: Query<Option<OptionalPoint>>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<String>>,
+        provider: Query<Option<Word>>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<String>>,
+        kind: Query<Option<Word>>,
         /// Event type.
         #[oai(name = "type")]
         ty: Query<Option<ChangeType>>,
         /// The id of the last event received, sent by SSE clients when they reconnect.
         #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<String>>,
-    ) -> Result<EventStream<futures::stream::BoxStream<'static, FeedEvent>>, ChangesError> {
+        last_event_id: Header<Option<LastEventId>>,
+        req: &poem::Request,
+    ) -> Result<super::FeedEvents, StreamError> {
+        crate::params::refuse_opaque_header(req, "Last-Event-ID")?;
         self.state.tokens.authorize_read(auth.token())?;
         let filters = changes::feed_filters(ChangeParams {
-            provider: provider.0,
-            kind: kind.0,
+            provider: provider.0.map(|p| p.0),
+            kind: kind.0.map(|k| k.0),
             ty: ty.0,
             ..ChangeParams::default()
         })?;
-        let after = changes::feed_start(&self.state, last_event_id.0, since.0).await?;
-        let stream = changes::feed(self.state.clone(), filters, after);
-        Ok(EventStream::new(futures::StreamExt::boxed(stream))
-            .keep_alive(self.state.feed.heartbeat)
-            .to_event(sse_event))
+        let slot = changes::feed_admit(&self.state)?;
+        let after = changes::feed_start(
+            &self.state,
+            last_event_id.0.map(|h| h.0),
+            since.0.map(|p| p.0),
+        )
+        .await?;
+        let stream = changes::feed(self.state.clone(), filters, after, slot);
+        Ok(super::FeedEvents(
+            EventStream::new(futures::StreamExt::boxed(stream))
+                .keep_alive(self.state.feed.heartbeat)
+                .to_event(sse_event)
+                .into_response(),
+        ))
     }
 
     /// Difference between two points
@@ -179,26 +257,26 @@ impl HistoryApi {
         &self,
         auth: OptionalBearer,
         /// The earlier point: an RFC 3339 time or `seq:N`.
-        from: Query<Option<String>>,
+        from: Query<RequiredPoint>,
         /// The later point: an RFC 3339 time or `seq:N`.
-        to: Query<Option<String>>,
+        to: Query<RequiredPoint>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<String>>,
+        provider: Query<Option<Word>>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<String>>,
+        kind: Query<Option<Word>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<KeyCursor>>,
     ) -> Result<Json<DiffPage>, ChangesError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = DiffParams {
-            from: from.0,
-            to: to.0,
-            provider: provider.0,
-            kind: kind.0,
-            limit: limit.0,
-            cursor: cursor.0,
+            from: Some(from.0 .0),
+            to: Some(to.0 .0),
+            provider: provider.0.map(|p| p.0),
+            kind: kind.0.map(|k| k.0),
+            limit: limit.0.map(|l| l.0),
+            cursor: cursor.0.map(|c| c.0),
         };
         Ok(Json(changes::diff(&self.state, params).await?))
     }

@@ -7,6 +7,7 @@ mod health;
 mod history;
 mod monitoring;
 mod rejected;
+mod sse;
 
 use poem_openapi::{OpenApi, Tags};
 
@@ -16,6 +17,7 @@ pub use health::HealthApi;
 pub use history::HistoryApi;
 pub use monitoring::MonitoringApi;
 pub use rejected::RejectedApi;
+pub use sse::FeedEvents;
 
 use crate::state::AppState;
 

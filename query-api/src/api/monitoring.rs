@@ -8,8 +8,9 @@ use super::ApiTags;
 use crate::auth::{BearerToken, OptionalBearer};
 use crate::fast_json::FastJson;
 use crate::model::{
-    AssetPage, DeclareMonitoring, DeclareOutcome, Declared, MonitoringKind, StatusFilter,
+    AssetPage, DeclareBody, DeclareOutcome, Declared, MonitoringKind, StatusFilter,
 };
+use crate::params::{KeyCursor, Limit, OptionalPoint};
 use crate::problem_responses;
 use crate::service::{self, ListParams};
 use crate::state::AppState;
@@ -28,8 +29,10 @@ problem_responses! {
         /// A collector observes this endpoint (a declaration cannot override an observation),
         /// or another writer changed it between the read and the write (retry).
         409 => Conflict,
-        /// NATS is unreachable; nothing was recorded.
-        503 => Unavailable,
+        /// The body is larger than `INVENTORY_MAX_BODY_BYTES`.
+        413 => PayloadTooLarge,
+        /// The body is not `application/json`.
+        415 => UnsupportedMediaType,
     }
 }
 
@@ -76,19 +79,19 @@ impl MonitoringApi {
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<KeyCursor>>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<String>>,
+        as_of: Query<Option<OptionalPoint>>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
         let params = ListParams {
             status: status.0,
-            limit: limit.0,
-            cursor: cursor.0,
-            as_of: as_of.0,
+            limit: limit.0.map(|l| l.0),
+            cursor: cursor.0.map(|c| c.0),
+            as_of: as_of.0.map(|p| p.0),
             ..ListParams::default()
         };
         Ok(service::list_monitoring(&self.state, kind.0, params).await?)
@@ -108,11 +111,11 @@ impl MonitoringApi {
     async fn declare(
         &self,
         auth: BearerToken,
-        body: Json<DeclareMonitoring>,
+        body: Json<DeclareBody>,
     ) -> Result<DeclareResponse, DeclareError> {
         let principal = self.state.tokens.authorize_write(Some(&auth.0.token))?;
         let declared =
-            crate::declare::declare(self.state.publisher.as_ref(), &principal, &body.0).await?;
+            crate::declare::declare(self.state.publisher.as_ref(), &principal, &body.0 .0).await?;
         Ok(match declared.outcome {
             DeclareOutcome::Unchanged => DeclareResponse::Unchanged(Json(declared)),
             DeclareOutcome::Discovered | DeclareOutcome::Changed => {

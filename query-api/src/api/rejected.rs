@@ -8,6 +8,7 @@ use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::changes;
 use crate::model::{RejectReasonCode, RejectedPage};
+use crate::params::{Limit, SeqCursor};
 use crate::problem_responses;
 use crate::state::AppState;
 
@@ -47,13 +48,19 @@ impl RejectedApi {
         /// Only messages rejected for this reason.
         reason: Query<Option<RejectReasonCode>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<SeqCursor>>,
     ) -> Result<Json<RejectedPage>, RejectedError> {
         self.state.tokens.authorize_read(auth.token())?;
         Ok(Json(
-            changes::rejected(&self.state, limit.0, cursor.0, reason.0).await?,
+            changes::rejected(
+                &self.state,
+                limit.0.map(|l| l.0),
+                cursor.0.map(|c| c.0),
+                reason.0,
+            )
+            .await?,
         ))
     }
 }

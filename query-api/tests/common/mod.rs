@@ -340,6 +340,16 @@ pub async fn serve_in(
     feed: FeedSettings,
     dir: tempfile::TempDir,
 ) -> (String, CancellationToken, tempfile::TempDir) {
+    serve_with(nats, feed, TokenSet::default(), dir).await
+}
+
+/// [`serve_in`] accepting `tokens`.
+pub async fn serve_with(
+    nats: &NatsServer,
+    feed: FeedSettings,
+    tokens: TokenSet,
+    dir: tempfile::TempDir,
+) -> (String, CancellationToken, tempfile::TempDir) {
     let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
     let cfg = ServeConfig {
         listen: addr.parse().unwrap(),
@@ -350,11 +360,14 @@ pub async fn serve_in(
             ..NatsConfig::default()
         },
         stream: StreamSettings::default(),
-        tokens: TokenSet::default(),
+        tokens,
         sweep_interval: std::time::Duration::from_secs(900),
         public_url: None,
         projector_batch: inventory_projector::RunOptions::default().batch_max,
+        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
         duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
+        limits: inventory_query_api::Limits::default(),
+        ready: inventory_query_api::ReadyBounds::default(),
         feed,
     };
     let cancel = CancellationToken::new();
