@@ -17,7 +17,7 @@ OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-evidence bench-http bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
+.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench-evidence: system-deps duckdb ## signed checkpoints: checkpoint and verify 
 
 bench-http: system-deps duckdb oha ## the real `inventory serve` under oha, per route, over 1,000,000 and 100,000 events, also while ingesting (see BENCHMARKS.md)
 	OHA=$(OHA) cargo bench -p asset-inventory --bench http
+
+bench-soak: system-deps duckdb oha ## 30 minutes of `inventory serve` under 200 req/s of mixed reads, ingest and 50 SSE clients: RSS flat, zero errors (see BENCHMARKS.md)
+	OHA=$(OHA) cargo bench -p asset-inventory --bench soak
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev

@@ -25,36 +25,22 @@
 
 #[path = "../projector/benches/common/corpus_stream.rs"]
 mod corpus_stream;
+#[path = "common/serve.rs"]
+mod serve;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
 use corpus_stream::publish_corpus_links;
-use inventory_bus::{ensure_stream, finish, publish_start, StreamSettings};
-use inventory_schemas::{encode_asset, ChainLink, EventType};
-use inventory_testkit::corpus::account;
-use inventory_testkit::{free_port, NatsServer};
-use rand::seq::SliceRandom;
-use serde_json::Value;
+use inventory_bus::{ensure_stream, StreamSettings};
+use inventory_testkit::NatsServer;
+use serve::{
+    applied_seq, check_ingested, env, get, id_regex, ingest, machine, native_id, oha_version,
+    server_log, thousands, wait_ready, Load, Oha, Serve,
+};
 use tokio_util::sync::CancellationToken;
 
-/// Where the corpus's event times start (as in `corpus_stream`); event n is n seconds later.
-const BASE_TIME: i64 = 1_760_000_000;
-/// The corpus's collector source.
-const SOURCE: &str = "/collectors/aws/o-exampleorgid";
 /// Acceptance: a restarted `serve` is ready within this.
 const RESTART_LIMIT: Duration = Duration::from_secs(5);
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The knobs, from the environment.
 struct Knobs {
@@ -69,317 +55,18 @@ struct Knobs {
     oha: String,
 }
 
-/// The native id of corpus asset i (`inventory_testkit::corpus::account`).
-fn native_id(i: u64) -> String {
-    format!("{:012}", 100_000_000_000 + i)
-}
-
-/// An oha `--rand-regex-url` pattern of the native ids of the first 10^k assets (10^k the
-/// largest power of ten ≤ `assets`), so that a random key is drawn uniformly among them.
-fn id_regex(assets: u64) -> String {
-    let k = assets.max(1).ilog10().min(11);
-    if k == 0 {
-        return native_id(0);
-    }
-    format!("1{}[0-9]{{{k}}}", "0".repeat(11 - k as usize))
-}
-
-/// A running `inventory serve`, stopped (SIGTERM, then SIGKILL) on drop, also on a panic.
-struct Serve {
-    child: Option<Child>,
-    addr: SocketAddr,
-}
-
-impl Serve {
-    /// Starts `inventory serve` on a free loopback port; its output is appended to `log`.
-    fn start(nats_url: &str, db: &Path, log: &Path) -> Self {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_inventory"))
-            .arg("serve")
-            .env("NATS_URL", nats_url)
-            .env("INVENTORY_DB", db)
-            .env("INVENTORY_LISTEN", addr.to_string())
-            .env("INVENTORY_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .env_remove("INVENTORY_API_TOKENS")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self {
-            child: Some(child),
-            addr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Panics (with the log) if the process has exited.
-    fn check_running(&mut self, log: &Path) {
-        let child = self.child.as_mut().unwrap();
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "inventory serve exited ({status}):\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-
-    /// Resident memory in MiB (VmRSS of /proc/<pid>/status).
-    fn rss_mib(&self) -> f64 {
-        let pid = self.child.as_ref().unwrap().id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kb / 1024.0
-    }
-
-    /// SIGTERM, then waits for the exit (SIGKILL after 60 s). Returns how long it took to stop
-    /// and whether it exited successfully.
-    fn stop(&mut self) -> Option<(Duration, bool)> {
-        let mut child = self.child.take()?;
-        let t0 = Instant::now();
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        while t0.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some((t0.elapsed(), status.success()));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Some((t0.elapsed(), false))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// GET `url`: (status, body). Panics if the request fails.
-async fn get(http: &reqwest::Client, url: &str) -> (u16, String) {
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
-}
-
-/// `applied_seq` of a 200 `/readyz`, or None while it is not ready.
-async fn applied_seq(http: &reqwest::Client, serve: &Serve) -> Option<u64> {
-    let resp = http.get(serve.url("/readyz")).send().await.ok()?;
-    if resp.status() != reqwest::StatusCode::OK {
-        return None;
-    }
-    let v: Value = resp.json().await.ok()?;
-    v["applied_seq"].as_u64()
-}
-
-/// Polls `/readyz` until it answers 200 with `applied_seq ≥ min_seq`; panics after `limit` or
-/// if the process exits. Returns the applied sequence.
-async fn wait_ready(
-    http: &reqwest::Client,
-    serve: &mut Serve,
-    log: &Path,
-    min_seq: u64,
-    limit: Duration,
-) -> u64 {
-    let t0 = Instant::now();
-    loop {
-        if let Some(seq) = applied_seq(http, serve).await {
-            if seq >= min_seq {
-                return seq;
-            }
-        }
-        serve.check_running(log);
-        assert!(
-            t0.elapsed() < limit,
-            "inventory serve not ready (applied_seq ≥ {min_seq}) after {limit:?}"
-        );
-        // Every 20 ms at first (restarts are timed), less often during a long projection.
-        let pause = Duration::from_millis(20) + t0.elapsed() / 50;
-        tokio::time::sleep(pause.min(Duration::from_millis(250))).await;
-    }
-}
-
-/// One oha run.
-#[derive(Debug, Clone)]
-struct Load {
-    /// 200 answers per second.
-    ok_rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// Answers by status code.
-    statuses: BTreeMap<String, u64>,
-    /// Requests that got no answer, by error.
-    errors: BTreeMap<String, u64>,
-}
-
-impl Load {
-    /// Answers other than 200 and errors, as one line ("" when none).
-    fn failures(&self) -> String {
-        let mut out: Vec<String> = self
-            .statuses
-            .iter()
-            .filter(|(s, _)| s.as_str() != "200")
-            .map(|(s, n)| format!("{n} × HTTP {s}"))
-            .collect();
-        out.extend(self.errors.iter().map(|(e, n)| format!("{n} × {e}")));
-        out.join(", ")
-    }
-}
-
-fn counts(v: &Value) -> BTreeMap<String, u64> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Runs oha on `url` for `BENCH_SECS` with `BENCH_CONNS` connections, at maximum throughput or
 /// at `rate` req/s; `rand_url`: `url` is a regex, a URL is drawn from it for each request.
 async fn oha(k: &Knobs, url: &str, rate: Option<u64>, rand_url: bool) -> Load {
-    let mut cmd = tokio::process::Command::new(&k.oha);
-    cmd.args(["--no-tui", "--output-format", "json"])
-        // Wait for the requests in flight at the deadline instead of counting them as errors.
-        .arg("-w")
-        .args(["-t", "60s"])
-        .args(["-c", &k.conns.to_string()])
-        .args(["-z", &format!("{}s", k.secs)]);
-    if let Some(q) = rate {
-        cmd.args(["-q", &q.to_string(), "--latency-correction"]);
-    }
-    if rand_url {
-        cmd.arg("--rand-regex-url");
-    }
-    let out = cmd
-        .arg(url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run oha ({}): {e}; run `make bench-http` or set OHA",
-                k.oha
-            )
-        });
-    assert!(
-        out.status.success(),
-        "oha {url}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("oha's JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let secs = v["summary"]["total"].as_f64().unwrap();
-    let statuses = counts(&v["statusCodeDistribution"]);
-    let ok = statuses.get("200").copied().unwrap_or(0);
-    let latency = &v["metrics"]["latency_ms"];
-    Load {
-        ok_rps: ok as f64 / secs,
-        p50_ms: latency["p50"].as_f64().unwrap_or(f64::NAN),
-        p99_ms: latency["p99"].as_f64().unwrap_or(f64::NAN),
-        statuses,
-        errors: counts(&v["errorDistribution"]),
-    }
-}
-
-/// What the ingesting task did.
-struct Ingested {
-    published: u64,
-    secs: f64,
-    /// Stream sequence of the last event published.
-    last_seq: u64,
-    /// (asset, version) of the last event published.
-    last: (u64, u64),
-}
-
-/// Publishes `rate` events a second until `stop`: new versions (`versions`, `versions + 1`, ...)
-/// of the assets in a random order (each asset once per round), each extending its asset's hash
-/// chain (`links`, from `publish_corpus_links`, updated with each acknowledged sequence).
-/// `first_n`: events already in the stream (event times continue the corpus's).
-async fn ingest(
-    js: async_nats::jetstream::Context,
-    mut links: Vec<ChainLink>,
-    versions: u64,
-    first_n: u64,
-    rate: u64,
-    stop: CancellationToken,
-) -> Ingested {
-    let assets = links.len();
-    let mut order: Vec<usize> = (0..assets).collect();
-    order.shuffle(&mut rand::thread_rng());
-    let mut next_v = vec![versions; assets];
-    let base = Utc.timestamp_opt(BASE_TIME, 0).unwrap();
-    let (mut published, mut pos, mut last_seq, mut last) = (0u64, 0usize, 0u64, (0u64, 0u64));
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let t0 = Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => break,
-        }
-        let due = (rate as f64 * t0.elapsed().as_secs_f64()) as u64;
-        while published < due {
-            // Distinct assets within a batch: each asset's previous sequence is known when its
-            // next version is encoded.
-            let n = (due - published).min(assets as u64).min(512);
-            let mut pending = Vec::with_capacity(n as usize);
-            for j in 0..n {
-                let i = order[pos % assets];
-                pos += 1;
-                let v = next_v[i];
-                next_v[i] += 1;
-                let at = base + chrono::Duration::seconds((first_n + published + j) as i64);
-                let ev = encode_asset(
-                    EventType::Changed,
-                    &account(i as u64, v),
-                    SOURCE,
-                    at,
-                    &links[i],
-                )
-                .unwrap();
-                pending.push((i, v, publish_start(&js, &ev).await.unwrap(), ev));
-            }
-            for (i, v, ack, ev) in pending {
-                let seq = finish(ack, &ev).await.unwrap();
-                links[i] = ChainLink {
-                    prevseq: seq,
-                    chainhash: ev.chainhash.clone().unwrap(),
-                };
-                (last_seq, last) = (seq, (i as u64, v));
-                published += 1;
-            }
-        }
-    }
-    Ingested {
-        published,
-        secs: t0.elapsed().as_secs_f64(),
-        last_seq,
-        last,
-    }
+    let o = Oha {
+        bin: &k.oha,
+        conns: k.conns,
+        secs: k.secs,
+        rate,
+        rand_url,
+        headers: &[],
+    };
+    serve::oha(&o, url).await
 }
 
 /// A route measured at maximum throughput.
@@ -625,26 +312,7 @@ async fn run_corpus(k: &Knobs, http: &reqwest::Client, versions: u64) -> Report 
     );
     // The last version published is the one served, and nothing was rejected.
     let (i, v) = ing.last;
-    let (status, body) = get(
-        http,
-        &serve.url(&format!("/api/v1/assets/aws/account/{}", native_id(i))),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let doc: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        doc["labels"]["revision"].as_str(),
-        Some(v.to_string().as_str()),
-        "asset {i} should be at version {v}: {body}"
-    );
-    let (status, body) = get(http, &serve.url("/api/v1/rejected?limit=10")).await;
-    assert_eq!(status, 200, "{body}");
-    let rejected: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        rejected["items"].as_array().map(Vec::len),
-        Some(0),
-        "events were rejected: {body}"
-    );
+    check_ingested(http, &serve, ing.last).await;
     println!("ingest: asset {i} is served at version {v}; no event rejected");
     let rss_ingested = serve.rss_mib();
     println!("serve: RSS after ingesting {rss_ingested:.0} MiB");
@@ -675,14 +343,11 @@ async fn run_corpus(k: &Knobs, http: &reqwest::Client, versions: u64) -> Report 
     drop(serve);
 
     // The server's warnings, less those about the bench's own readiness polls.
-    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let (polls, lines): (Vec<&str>, Vec<&str>) = server_log
-        .lines()
-        .partition(|l| l.contains("path=/readyz status=503"));
+    let (lines, polls) = server_log(&log);
     println!(
         "server log (INVENTORY_LOG=warn): {} lines, and {} warnings of a 503 /readyz (the polls above)",
         lines.len(),
-        polls.len()
+        polls
     );
     for l in lines.iter().take(30) {
         println!("  | {l}");
@@ -702,19 +367,6 @@ async fn run_corpus(k: &Knobs, http: &reqwest::Client, versions: u64) -> Report 
         applied_during_load,
         server_log_lines: lines.len(),
     }
-}
-
-/// "1,000,000".
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A line of the summary's second table: what, and its cell for one corpus.
@@ -829,27 +481,6 @@ fn summary(k: &Knobs, reports: &[Report], machine: &str, oha_version: &str) {
     }
 }
 
-/// "2 × Intel(R) Xeon(R) ..., 23 GiB".
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0 / 1024.0)
-        .unwrap_or(0.0);
-    format!("{cpus} × {model}, {mem_gib:.0} GiB")
-}
-
 #[tokio::main]
 async fn main() {
     let k = Knobs {
@@ -862,16 +493,7 @@ async fn main() {
         ingest_rate: env("BENCH_INGEST_RATE", 1000).max(1),
         oha: std::env::var("OHA").unwrap_or_else(|_| "oha".into()),
     };
-    let version = Command::new(&k.oha)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run oha ({}): {e}; run `make bench-http` or set OHA",
-                k.oha
-            )
-        });
-    let oha_version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let oha_version = oha_version(&k.oha);
     let machine = machine();
     println!("machine: {machine}");
     println!("load generator: {oha_version} ({})", k.oha);
