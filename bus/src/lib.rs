@@ -339,13 +339,6 @@ impl StoredMessage {
     }
 }
 
-/// Most messages an ordered read asks the server for at once. The client asks for the next ones
-/// when half are read; what is asked for may all be in flight to it. async-nats asks for 500,
-/// which for events near NATS's default payload limit (1 MiB) is 500 MiB in flight and past the
-/// server's per-connection `max_pending` (64 MiB): the server cuts a client that falls behind
-/// ("Slow Consumer") and the read stalls. 48 keeps a read of 1 MiB events within 48 MiB.
-pub const ORDERED_PULL_BATCH: i64 = 48;
-
 /// The server answered that the stream does not exist.
 fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
     matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
@@ -382,7 +375,6 @@ async fn ordered(
             name: Some(consumer_name()),
             filter_subject: filter.to_owned(),
             deliver_policy,
-            max_batch: ORDERED_PULL_BATCH,
             ..Default::default()
         })
         .await

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_query_api::{FeedSettings, Limits, ReadyBounds, Role, ServeConfig, TokenSet};
+use inventory_query_api::{Limits, Role, ServeConfig, TokenSet};
 use inventory_schemas::{encode_asset, ChainLink, EventType};
 use inventory_testkit::NatsServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,23 +38,9 @@ async fn start(nats: &NatsServer, limits: Limits) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
     let cfg = ServeConfig {
-        listen: addr.parse().unwrap(),
-        db_path: dir.path().join("api.duckdb"),
-        nats: NatsConfig {
-            url: nats.url(),
-            name: "limits-test".into(),
-            ..NatsConfig::default()
-        },
-        stream: StreamSettings::default(),
         tokens: TokenSet::from_tokens(&[(Role::Writer, WRITER)]),
-        sweep_interval: Duration::from_secs(900),
-        public_url: None,
-        projector_batch: inventory_projector::RunOptions::default().batch_max,
-        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
-        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
-        feed: FeedSettings::default(),
         limits,
-        ready: ReadyBounds::default(),
+        ..common::serve_config(nats, &addr, dir.path())
     };
     let cancel = CancellationToken::new();
     tokio::spawn(inventory_query_api::serve(cfg, cancel.clone()));

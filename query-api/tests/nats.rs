@@ -254,23 +254,8 @@ async fn serve_end_to_end_declare_then_read_and_resume_after_restart() {
     let port = inventory_testkit::free_port();
     let addr = format!("127.0.0.1:{port}");
     let cfg = ServeConfig {
-        listen: addr.parse().unwrap(),
-        db_path: dir.path().join("api.duckdb"),
-        nats: NatsConfig {
-            url: nats.url(),
-            name: "api-test".into(),
-            ..NatsConfig::default()
-        },
-        stream: StreamSettings::default(),
         tokens: tokens(),
-        sweep_interval: Duration::from_secs(900),
-        public_url: None,
-        projector_batch: inventory_projector::RunOptions::default().batch_max,
-        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
-        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
-        limits: inventory_query_api::Limits::default(),
-        ready: inventory_query_api::ReadyBounds::default(),
-        feed: inventory_query_api::FeedSettings::default(),
+        ..common::serve_config(&nats, &addr, dir.path())
     };
     let cancel = CancellationToken::new();
     let task = tokio::spawn(inventory_query_api::serve(cfg.clone(), cancel.clone()));

@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_query_api::{FeedSettings, Limits, ReadyBounds, ServeConfig, TokenSet};
+use inventory_query_api::{ReadyBounds, ServeConfig};
 use inventory_schemas::{encode_asset, ChainLink, EventType};
 use inventory_testkit::NatsServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -165,26 +165,11 @@ async fn a_stalled_projector_turns_readyz_unready_until_it_recovers() {
     let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
     let stall_after = Duration::from_secs(3);
     let cfg = ServeConfig {
-        listen: addr.parse().unwrap(),
-        db_path: dir.path().join("api.duckdb"),
-        nats: NatsConfig {
-            url: nats.url(),
-            name: "readiness-test".into(),
-            ..NatsConfig::default()
-        },
-        stream: StreamSettings::default(),
-        tokens: TokenSet::default(),
-        sweep_interval: Duration::from_secs(900),
-        public_url: None,
-        projector_batch: inventory_projector::RunOptions::default().batch_max,
-        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
-        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
-        feed: FeedSettings::default(),
-        limits: Limits::default(),
         ready: ReadyBounds {
             stall_after,
             max_lag: ReadyBounds::DEFAULT_MAX_LAG,
         },
+        ..common::serve_config(&nats, &addr, dir.path())
     };
     let cancel = CancellationToken::new();
     let server = tokio::spawn(inventory_query_api::serve(cfg, cancel.clone()));

@@ -352,23 +352,9 @@ pub async fn serve_with(
 ) -> (String, CancellationToken, tempfile::TempDir) {
     let addr = format!("127.0.0.1:{}", inventory_testkit::free_port());
     let cfg = ServeConfig {
-        listen: addr.parse().unwrap(),
-        db_path: dir.path().join("api.duckdb"),
-        nats: NatsConfig {
-            url: nats.url(),
-            name: "feed-test".into(),
-            ..NatsConfig::default()
-        },
-        stream: StreamSettings::default(),
         tokens,
-        sweep_interval: std::time::Duration::from_secs(900),
-        public_url: None,
-        projector_batch: inventory_projector::RunOptions::default().batch_max,
-        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
-        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
-        limits: inventory_query_api::Limits::default(),
-        ready: inventory_query_api::ReadyBounds::default(),
         feed,
+        ..serve_config(nats, &addr, dir.path())
     };
     let cancel = CancellationToken::new();
     tokio::spawn(inventory_query_api::serve(cfg, cancel.clone()));
@@ -386,6 +372,31 @@ pub async fn serve_with(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     (addr, cancel, dir)
+}
+
+/// The configuration of a test's `serve()` on `addr` over `nats`, with its DuckDB file
+/// `api.duckdb` in `dir`: the defaults of `inventory serve`, no tokens.
+#[allow(dead_code)]
+pub fn serve_config(nats: &NatsServer, addr: &str, dir: &std::path::Path) -> ServeConfig {
+    ServeConfig {
+        listen: addr.parse().unwrap(),
+        db_path: dir.join("api.duckdb"),
+        nats: NatsConfig {
+            url: nats.url(),
+            name: "api-test".into(),
+            ..NatsConfig::default()
+        },
+        stream: StreamSettings::default(),
+        tokens: TokenSet::default(),
+        sweep_interval: std::time::Duration::from_secs(900),
+        public_url: None,
+        projector_batch: inventory_projector::RunOptions::default().batch_max,
+        projector_batch_bytes: inventory_projector::RunOptions::default().batch_max_bytes,
+        duckdb_memory_mib: inventory_projector::store::DEFAULT_MEMORY_MIB,
+        limits: inventory_query_api::Limits::default(),
+        ready: inventory_query_api::ReadyBounds::default(),
+        feed: FeedSettings::default(),
+    }
 }
 
 /// A minimal HTTP/1.0 client (the server closes the connection after the response).
