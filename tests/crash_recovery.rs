@@ -101,16 +101,28 @@ async fn fill(nats_url: &str) -> u64 {
     seq
 }
 
+/// A child process killed (SIGKILL) when dropped, so that a failing assertion leaves no
+/// `inventory serve` running.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `inventory serve` committing small batches, so that progress (and a kill) lands mid-ingest.
-fn serve_in_small_batches(nats_url: &str, db: &std::path::Path, port: u16) -> std::process::Child {
-    common::inventory(nats_url)
+fn serve_in_small_batches(nats_url: &str, db: &std::path::Path, port: u16) -> Serve {
+    let child = common::inventory(nats_url)
         .env("INVENTORY_PROJECTOR_BATCH", "2000")
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
         .arg(db)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("spawn inventory serve")
+        .expect("spawn inventory serve");
+    Serve(child)
 }
 
 async fn applied_seq(port: u16) -> Option<u64> {
@@ -134,8 +146,8 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
             applied_seq(port).await.filter(|&s| s > target)
         })
         .await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
         assert!(
             at < last,
             "the kill must land mid-ingest (applied {at} of {last})"
@@ -159,9 +171,9 @@ async fn sigkill_mid_ingest_then_restart_equals_a_fresh_build() {
     .await;
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 
     // A fresh projection of the same stream.
     let fresh = dir.path().join("fresh.duckdb");
