@@ -2,6 +2,7 @@
 //! between two points, and the live change feed (SSE).
 
 pub mod feed;
+pub mod frame;
 
 use inventory_projector::history::{self, ChangeQuery, DiffKind, Point, VersionRow};
 use inventory_projector::read::{self, AssetQuery};
@@ -20,7 +21,8 @@ use crate::service::{
 };
 use crate::state::AppState;
 
-pub use feed::{admit as feed_admit, feed, FeedItem, FeedSlot, FeedStart, Frame, FEED_RETRY_AFTER};
+pub use feed::{admit as feed_admit, feed, FeedSlot, FeedStart, FEED_RETRY_AFTER};
+pub use frame::{FeedItem, Frame};
 
 impl From<VersionRow> for ChangeDoc {
     fn from(v: VersionRow) -> Self {

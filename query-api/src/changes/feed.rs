@@ -26,13 +26,12 @@ use std::time::Duration;
 
 use inventory_projector::history::{self, ChangeQuery};
 use inventory_projector::StoreError;
-use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::{ToJSON, Type};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use crate::model::{ChangeDoc, FeedEnd, FeedEvent};
+use super::frame::{FeedItem, Frame};
+use crate::model::{ChangeDoc, FeedEnd};
 use crate::problem::{ErrorCode, ServiceError};
 use crate::state::{AppState, FeedSettings};
 
@@ -51,90 +50,6 @@ const CATCH_UP_READS: usize = 4;
 const GENERATION_CHECK: Duration = Duration::from_secs(1);
 /// `Retry-After` of the answer to a client past the feed limit.
 pub const FEED_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// One change, serialized once (the `data` of its SSE event) and shared by every feed that
-/// sends it.
-#[derive(Debug)]
-pub struct Frame {
-    /// Stream sequence (the SSE id).
-    pub seq: u64,
-    /// discovered | changed | deleted
-    ty: Box<str>,
-    /// `<provider>/<kind>/<native id>`
-    key: Box<str>,
-    /// The [`ChangeDoc`] as JSON.
-    pub json: Box<str>,
-}
-
-impl Frame {
-    fn new(doc: &ChangeDoc) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            seq: doc.seq,
-            ty: doc.ty.as_str().into(),
-            key: doc.key.as_str().into(),
-            json: serde_json::to_string(doc)?.into_boxed_str(),
-        })
-    }
-
-    /// What the frame counts for in a feed's queue.
-    fn weight(&self) -> usize {
-        self.json.len() + self.key.len() + self.ty.len() + std::mem::size_of::<Self>()
-    }
-
-    /// Whether the change passes a feed's filters (those of [`history::changes`]).
-    fn matches(&self, q: &ChangeQuery) -> bool {
-        let mut parts = self.key.splitn(3, '/');
-        let (provider, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        q.provider.as_deref().is_none_or(|p| p == provider)
-            && (q.kinds.is_empty() || q.kinds.iter().any(|k| k == kind))
-            && (q.types.is_empty() || q.types.iter().any(|t| t.as_str() == &*self.ty))
-    }
-}
-
-/// An item of a feed: a change, or the `end` event before the server closes the stream.
-#[derive(Debug, Clone)]
-pub enum FeedItem {
-    Change(Arc<Frame>),
-    End(FeedEnd),
-}
-
-/// The spec of a feed item is that of [`FeedEvent`]: the items are its pre-serialized form.
-impl Type for FeedItem {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        <FeedEvent as Type>::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        <FeedEvent as Type>::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        <FeedEvent as Type>::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ToJSON for FeedItem {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        match self {
-            Self::Change(f) => serde_json::from_str(&f.json).ok(),
-            Self::End(end) => end.to_json(),
-        }
-    }
-}
 
 /// Where a feed starts, and in which read model (see [`ReadPool::generation`]).
 ///
