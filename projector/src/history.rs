@@ -284,6 +284,20 @@ pub struct ChangeQuery {
     pub limit: u32,
 }
 
+impl ChangeQuery {
+    /// Whether a change of an asset of `provider` and `kind` is in the query's scope (the
+    /// provider and kind filters; the type filter is [`ChangeQuery::has_type`]).
+    pub fn in_scope(&self, provider: &str, kind: &str) -> bool {
+        self.provider.as_deref().is_none_or(|p| p == provider)
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind))
+    }
+
+    /// Whether a change of type `ty` (discovered | changed | deleted) passes the type filter.
+    pub fn has_type(&self, ty: &str) -> bool {
+        self.types.is_empty() || self.types.iter().any(|t| t == ty)
+    }
+}
+
 /// Asset events in stream order matching `q`, up to the snapshot's checkpoint.
 ///
 /// The versions index lists every asset event in stream order with its type: the window is
@@ -322,9 +336,7 @@ pub fn changes(snap: &Snapshot, q: &ChangeQuery) -> Result<Vec<VersionRow>, Stor
         after = last.seq;
         for at in candidates {
             let r = snap.log().read(at, &mut records.buf)?;
-            if q.provider.as_ref().is_some_and(|p| p != r.provider)
-                || !(q.kinds.is_empty() || q.kinds.iter().any(|k| k == r.kind))
-            {
+            if !q.in_scope(r.provider, r.kind) {
                 continue;
             }
             found.push(version_row(&r));

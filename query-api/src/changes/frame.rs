@@ -42,9 +42,7 @@ impl Frame {
     pub(super) fn matches(&self, q: &ChangeQuery) -> bool {
         let mut parts = self.key.splitn(3, '/');
         let (provider, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        q.provider.as_deref().is_none_or(|p| p == provider)
-            && (q.kinds.is_empty() || q.kinds.iter().any(|k| k == kind))
-            && (q.types.is_empty() || q.types.iter().any(|t| t.as_str() == &*self.ty))
+        q.in_scope(provider, kind) && q.has_type(&self.ty)
     }
 }
 
