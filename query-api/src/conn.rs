@@ -1,20 +1,25 @@
 //! The HTTP server loop. Serves at most `INVENTORY_MAX_CONNECTIONS` connections at once: while
 //! that many are open, nothing more is accepted and further connections wait in the kernel's
 //! listen backlog (then time out or are refused there). Each connection is served by hyper
-//! (HTTP/1.1, and HTTP/2 with prior knowledge) with a timeout on reading a request's headers
-//! (`INVENTORY_HEADER_TIMEOUT`: the connection is closed) and is closed when nothing was read or
-//! written on it for `INVENTORY_IDLE_TIMEOUT`. A request gets `INVENTORY_REQUEST_TIMEOUT` to
+//! (HTTP/1.1, and HTTP/2 with prior knowledge). A request's headers must arrive within
+//! `INVENTORY_HEADER_TIMEOUT`, counted from the connection's start for the first request and from
+//! the first byte of each later one (else the connection is closed); a connection on which nothing
+//! was read or written for `INVENTORY_IDLE_TIMEOUT` is closed, so a kept-alive connection may rest
+//! between requests for that long. A request gets `INVENTORY_REQUEST_TIMEOUT` to
 //! arrive and be answered (its response's headers; a stream's body is not bounded): 408 while its
 //! body was still arriving, else 504. On shutdown, requests in progress get a grace
 //! period, then their connections are closed.
 //!
-//! poem's own `Server` offers neither the header timeout (hyper's needs a timer, which it does not
-//! set) nor a connection limit; requests still go through the poem endpoint unchanged.
+//! poem's own `Server` offers neither the header timeout nor a connection limit; requests still go
+//! through the poem endpoint unchanged. hyper's own header timeout is not used: it also runs while
+//! a kept-alive connection waits for its next request, so it would close every connection resting
+//! longer than the header timeout, however long the idle timeout, and a client reusing one just
+//! then would see its request fail.
 
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -122,8 +127,11 @@ async fn connection(c: Connection) {
     };
     let (ep, local, remote) = (c.ep, c.local, c.remote.clone());
     let timeout = c.limits.request_timeout;
+    let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let ep = Arc::clone(&ep);
+        // The request's headers are complete: it is in flight until its response's headers are.
+        let in_flight = InFlight::start(&requests, req.version() == hyper::Version::HTTP_2);
         let mut req = poem::Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         // Filled by `http::guard` as the body arrives: 408 or 504 on a timeout.
         let progress = Arc::new(BodyProgress::default());
@@ -141,6 +149,7 @@ async fn connection(c: Connection) {
                     resp
                 }
             };
+            drop(in_flight);
             Ok::<_, Infallible>(hyper::Response::from(resp))
         }
     });
@@ -148,13 +157,14 @@ async fn connection(c: Connection) {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(c.limits.header_timeout);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let idle = c.limits.idle_timeout;
-    let mut check =
-        tokio::time::interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
+    let (idle, head) = (c.limits.idle_timeout, c.limits.header_timeout);
+    let mut check = tokio::time::interval(
+        (idle.min(head) / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+    );
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     loop {
@@ -170,6 +180,14 @@ async fn connection(c: Connection) {
                     debug!(remote = %c.remote.0, idle_s = idle.as_secs(), "closing an idle connection");
                     break;
                 }
+                if activity.awaiting_head().is_some_and(|waited| waited >= head) {
+                    debug!(
+                        remote = %c.remote.0,
+                        header_timeout_s = head.as_secs_f64(),
+                        "closing a connection whose request headers did not arrive in time"
+                    );
+                    break;
+                }
             }
             () = c.stop.cancelled(), if !draining => {
                 conn.as_mut().graceful_shutdown();
@@ -181,11 +199,19 @@ async fn connection(c: Connection) {
     drop(c.slot);
 }
 
-/// When a connection last moved bytes.
+/// When a connection last moved bytes, and since when it has been receiving request headers.
 struct Activity {
     start: Instant,
     /// Milliseconds from `start` to the last read or write.
     last_ms: AtomicU64,
+    /// Milliseconds from `start` to the first byte of request headers not yet complete, plus one
+    /// (0: none awaited). The first request's are awaited from the connection's start.
+    head_ms: AtomicU64,
+    /// Requests whose headers are complete and whose response's headers are not yet.
+    in_flight: AtomicUsize,
+    /// HTTP/2: bytes between requests are frames of the connection (pings, settings, window
+    /// updates), not request headers; only the idle timeout applies.
+    h2: AtomicBool,
 }
 
 impl Activity {
@@ -193,17 +219,68 @@ impl Activity {
         Arc::new(Self {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            head_ms: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            h2: AtomicBool::new(false),
         })
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes were read: with no request in flight on an HTTP/1 connection they begin the next
+    /// request's headers, whose wait starts now unless it already has.
+    fn read(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) == 0 && !self.h2.load(Ordering::Relaxed) {
+            let _ = self
+                .head_ms
+                .compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the connection has been waiting for request headers to complete, if it is.
+    fn awaiting_head(&self) -> Option<Duration> {
+        match self.head_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.start
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since - 1)),
+            ),
+        }
     }
 
     fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A request in flight on a connection ([`Activity::in_flight`]), from its headers to its
+/// response's headers.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>, h2: bool) -> Self {
+        if h2 {
+            activity.h2.store(true, Ordering::Relaxed);
+        }
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.head_ms.store(0, Ordering::Relaxed);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -222,7 +299,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         r
     }

@@ -10,7 +10,8 @@ pub struct Limits {
     /// `Content-Length`, or as soon as a streamed body passes it.
     pub max_body_bytes: u64,
     /// Longest wait for a request's headers (`INVENTORY_HEADER_TIMEOUT`), from the connection's
-    /// start or the end of the previous response; then the connection is closed.
+    /// start for its first request and from the first byte of each later one (a kept-alive
+    /// connection rests under the idle timeout); then the connection is closed.
     pub header_timeout: Duration,
     /// A connection on which nothing is read or written for this long is closed
     /// (`INVENTORY_IDLE_TIMEOUT`; more than the SSE heartbeat).

@@ -461,14 +461,60 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut_off() {
         "closed after {took:?}"
     );
 
-    // A kept-alive connection with nothing more to say is closed once idle.
+    // A kept-alive connection may rest between requests longer than the header timeout (the
+    // header timeout counts from a request's first byte): its next request is served.
     let mut s = TcpStream::connect(&api.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..2 {
+        s.write_all(healthz).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert_eq!(
+                n,
+                1,
+                "closed before answering: {:?}",
+                String::from_utf8_lossy(&head)
+            );
+            head.push(byte[0]);
+        }
+        let a = Answer::parse(&head);
+        assert_eq!(a.status, 200);
+        let len: usize = a.header("content-length").unwrap().parse().unwrap();
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        // Longer than the header timeout, shorter than the idle timeout.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    // Resting past the idle timeout, it is closed (2.5 s of it are already spent).
     let (took, out) = closed_after(s).await;
-    assert!(Answer::parse(&out).status == 200);
-    assert!(took < Duration::from_secs(10), "closed after {took:?}");
+    assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+
+    // Headers begun after a rest must still arrive within the header timeout.
+    let mut s = TcpStream::connect(&api.addr).await.unwrap();
+    s.write_all(healthz).await.unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest)).await;
+    assert!(r.is_ok(), "the connection stayed open");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_millis(3500),
+        "closed {took:?} after the unfinished headers began"
+    );
 
     // A body that stops arriving: 408 after the request timeout.
     let mut s = TcpStream::connect(&api.addr).await.unwrap();
