@@ -27,7 +27,7 @@ pub fn encode(key: &str) -> String {
 /// Any string of the alphabet (optionally `=`-padded) decodes: a cursor this API did not issue
 /// names the position after the key it decodes to (bytes that are not UTF-8 replaced, a dangling
 /// last character ignored), so the spec can state the accepted cursors as a pattern
-/// ([`crate::service::KEY_CURSOR_PATTERN`]). Only a character outside the alphabet is an error.
+/// ([`crate::params::KEY_CURSOR_PATTERN`]). Only a character outside the alphabet is an error.
 pub fn decode(cursor: &str) -> Result<String, &'static str> {
     let input = cursor.trim_end_matches('=').as_bytes();
     let mut bytes = Vec::with_capacity(input.len() * 3 / 4);

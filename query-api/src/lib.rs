@@ -15,7 +15,6 @@
 mod allow;
 pub mod api;
 pub mod auth;
-pub mod changes;
 mod conn;
 pub mod cursor;
 pub mod declare;

@@ -149,7 +149,7 @@ impl Metrics {
     }
 
     /// Renders the exposition with the projector's status, whether `/readyz` answers ready
-    /// (`ready`, decided by `service::readiness` alone), the rejected counts by reason code and
+    /// (`ready`, decided by `service::health::readiness` alone), the rejected counts by reason code and
     /// the sweeps (`None` when they could not be read: those families are then left as last set).
     pub fn render(
         &self,

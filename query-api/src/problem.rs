@@ -272,6 +272,47 @@ impl ServiceError {
     }
 }
 
+/// Why a parameter type refused a value (in its `ParseFromParameter`, see [`crate::params`]):
+/// the end of a sentence whose subject is the parameter, e.g. ` must be true or false`. The
+/// problem's detail is the parameter's name followed by it ([`problem_from_poem_error`]), so
+/// that one type serves parameters of several names.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The parameter's name where the framework does not know it: poem-openapi names path
+    /// parameters by position (`param0`), so a path parameter's type names itself.
+    pub name: Option<&'static str>,
+    /// The end of the sentence.
+    pub rest: String,
+}
+
+/// Where a [`Refusal`] starts in the parser's message (which poem-openapi prefixes with the
+/// type's name), and where the name it carries ends.
+const REFUSAL: (&str, char) = ("refused: the parameter `", '`');
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (start, end) = REFUSAL;
+        write!(f, "{start}{}{end}{}", self.name.unwrap_or(""), self.rest)
+    }
+}
+
+/// The name and the detail of a refused parameter (`name` as the framework knows it): from a
+/// [`Refusal`], or the allowed values of a parameter enum (the parser's own message names
+/// types rather than values).
+fn parameter_problem(name: &str, reason: &str) -> (String, Option<String>) {
+    let (start, end) = REFUSAL;
+    if let Some((named, rest)) = reason
+        .split_once(start)
+        .and_then(|(_, refusal)| refusal.split_once(end))
+    {
+        let name = if named.is_empty() { name } else { named };
+        return (name.to_owned(), Some(format!("{name}{rest}")));
+    }
+    let detail = crate::model::choices_in(reason)
+        .map(|values| format!("{name} must be one of {}", values.join(", ")));
+    (name.to_owned(), detail)
+}
+
 /// Converts an error raised by poem or poem-openapi (not by a handler) into a problem response.
 /// Errors that already carry a response (the endpoints' typed errors) are returned as they are.
 pub fn problem_from_poem_error(err: poem::Error) -> poem::Response {
@@ -282,10 +323,19 @@ pub fn problem_from_poem_error(err: poem::Error) -> poem::Response {
     let code = ErrorCode::for_status(status);
     let mut problem = Problem::new(code, err.to_string());
     problem.status = status.as_u16();
-    if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
-        problem.parameter = Some(p.name.to_owned());
-        if let Some(hint) = crate::service::param_hint(p.name, &p.reason) {
-            problem.detail = hint;
+    let param = match (
+        err.downcast_ref::<poem_openapi::error::ParseParamError>(),
+        err.downcast_ref::<poem_openapi::error::ParsePathError>(),
+    ) {
+        (Some(p), _) => Some((p.name, p.reason.as_str())),
+        (_, Some(p)) => Some((p.name, p.reason.as_str())),
+        (None, None) => None,
+    };
+    if let Some((name, reason)) = param {
+        let (name, detail) = parameter_problem(name, reason);
+        problem.parameter = Some(name);
+        if let Some(detail) = detail {
+            problem.detail = detail;
         }
     }
     if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
@@ -405,6 +455,51 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    async fn problem_of(err: impl Into<poem::Error>) -> serde_json::Value {
+        let body = problem_from_poem_error(err.into())
+            .into_body()
+            .into_string()
+            .await
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn refused_parameters_are_named_in_the_detail() {
+        use poem_openapi::error::{ParseParamError, ParsePathError};
+        use poem_openapi::types::ParseError;
+        let reason = |name, rest: &str| {
+            ParseError::<bool>::custom(Refusal {
+                name,
+                rest: rest.to_owned(),
+            })
+            .into_message()
+        };
+        let p = problem_of(ParseParamError {
+            name: "kind",
+            reason: reason(None, " must be short (got \"`x`\")"),
+        })
+        .await;
+        assert_eq!(p["detail"], "kind must be short (got \"`x`\")");
+        assert_eq!(p["parameter"], "kind");
+        assert_eq!(p["status"], 400);
+        // Path parameters are named by position: their type names them.
+        let p = problem_of(ParsePathError {
+            name: "param0",
+            reason: reason(Some("key"), ": no"),
+        })
+        .await;
+        assert_eq!(p["detail"], "key: no");
+        assert_eq!(p["parameter"], "key");
+        // An enum's parser names its type; the detail names the values.
+        let p = problem_of(ParseParamError {
+            name: "provider",
+            reason: r#"failed to parse "AccountProvider": bad"#.to_owned(),
+        })
+        .await;
+        assert_eq!(p["detail"], "provider must be one of aws, gcp, azure");
     }
 
     #[test]

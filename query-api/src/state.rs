@@ -8,11 +8,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSet;
-use crate::changes::feed::FeedHub;
 use crate::declare::Publisher;
 use crate::limits::{Limits, ReadyBounds};
 use crate::metrics::Metrics;
 use crate::reads::Reads;
+use crate::service::feed::FeedHub;
 
 /// Default expected interval between a collector's sweeps (a scope is stale after twice this).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -32,7 +32,7 @@ pub struct AppState {
     pub(crate) public_url: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) feed: FeedSettings,
-    /// The change feeds' slots and their shared fan-out (see [`crate::changes::feed`]).
+    /// The change feeds' slots and their shared fan-out (see [`crate::service::feed`]).
     pub(crate) feeds: Arc<FeedHub>,
     /// Cancelled when the server starts shutting down (ends the change feeds).
     pub(crate) shutdown: CancellationToken,

@@ -5,7 +5,7 @@
 //! before the freeze, it can no longer reach the stream to know how far behind it is; ready again
 //! once the server is resumed and the news is applied. (That the projector behind a stream with
 //! newer events and no progress is reported as stalled, and the lag bound, are tested on the rule
-//! itself in `service.rs`.)
+//! itself in `service/health.rs`.)
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -7,9 +7,9 @@ use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::fast_json::FastJson;
 use crate::model::{AccountProvider, AssetDoc, AssetPage, StatusFilter};
-use crate::params::{KeyCursor, KeyParam, Limit, NameFilter, OptionalPoint, Word};
+use crate::params::{Flag, KeyCursor, KeyParam, Limit, NameFilter, OptionalPoint, Word};
 use crate::problem_responses;
-use crate::service::{self, ListParams};
+use crate::service::assets::{self, AssetFilter};
 use crate::state::AppState;
 
 problem_responses! {
@@ -60,35 +60,32 @@ impl AssetsApi {
         &self,
         auth: OptionalBearer,
         /// Provider (`aws`, `gcp`, `azure`, `prometheus`, `grafana`, `file`, ...): 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<Word>>,
+        provider: Query<Word>,
         /// Kind (`account`, `project`, `subscription`, `endpoint`, ...): 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<Word>>,
+        kind: Query<Word>,
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Case-insensitive substring of the name (at most 256 characters).
-        name: Query<Option<NameFilter>>,
+        name: Query<NameFilter>,
         /// Also list assets a complete sweep found deleted (default false).
-        include_deleted: Query<Option<bool>>,
+        include_deleted: Query<Flag>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<KeyCursor>>,
+        cursor: Query<KeyCursor>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<OptionalPoint>>,
+        as_of: Query<OptionalPoint>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let params = ListParams {
-            provider: provider.0.map(|p| p.0),
-            kind: kind.0.map(|k| k.0),
+        let filter = AssetFilter {
+            provider: provider.0 .0,
+            kind: kind.0 .0,
             status: status.0,
-            name: name.0.map(|n| n.0),
-            include_deleted: include_deleted.0,
-            limit: limit.0.map(|l| l.0),
-            cursor: cursor.0.map(|c| c.0),
-            as_of: as_of.0.map(|p| p.0),
+            name: name.0 .0,
+            include_deleted: include_deleted.0 .0,
         };
-        Ok(service::list_assets(&self.state, params).await?)
+        Ok(assets::list(&self.state, filter, limit.0 .0, cursor.0 .0, as_of.0 .0).await?)
     }
 
     /// Get one asset
@@ -104,10 +101,10 @@ impl AssetsApi {
         key: Path<KeyParam>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<OptionalPoint>>,
+        as_of: Query<OptionalPoint>,
     ) -> Result<FastJson<AssetDoc>, GetAssetError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(service::get_asset(&self.state, key.0 .0, as_of.0.map(|p| p.0)).await?)
+        Ok(assets::get(&self.state, key.0 .0, as_of.0 .0).await?)
     }
 }
 
@@ -137,21 +134,22 @@ impl AccountsApi {
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<KeyCursor>>,
+        cursor: Query<KeyCursor>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<OptionalPoint>>,
+        as_of: Query<OptionalPoint>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let params = ListParams {
-            status: status.0,
-            limit: limit.0.map(|l| l.0),
-            cursor: cursor.0.map(|c| c.0),
-            as_of: as_of.0.map(|p| p.0),
-            ..ListParams::default()
-        };
-        Ok(service::list_accounts(&self.state, provider.0, params).await?)
+        Ok(assets::list_accounts(
+            &self.state,
+            provider.0,
+            status.0,
+            limit.0 .0,
+            cursor.0 .0,
+            as_of.0 .0,
+        )
+        .await?)
     }
 }

@@ -7,7 +7,7 @@ use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::model::CollectorList;
 use crate::problem_responses;
-use crate::service;
+use crate::service::collectors;
 use crate::state::AppState;
 
 problem_responses! {
@@ -38,6 +38,6 @@ impl CollectorsApi {
     #[oai(path = "/collectors", method = "get", operation_id = "listCollectors")]
     async fn list(&self, auth: OptionalBearer) -> Result<Json<CollectorList>, CollectorsError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(Json(service::collectors(&self.state).await?))
+        Ok(Json(collectors::list(&self.state).await?))
     }
 }

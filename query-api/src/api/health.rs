@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 use super::ApiTags;
 use crate::model::Readiness;
 use crate::problem_responses;
-use crate::service;
+use crate::service::health::readiness;
 use crate::state::AppState;
 
 problem_responses! {
@@ -58,7 +58,7 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> Result<Json<Readiness>, NotReady> {
         let status = self.state.status.borrow().clone();
-        Ok(Json(service::readiness(
+        Ok(Json(readiness(
             &status,
             &self.state.ready,
             std::time::Instant::now(),
@@ -70,8 +70,7 @@ impl HealthApi {
     async fn metrics(&self) -> MetricsResponse {
         let status = self.state.status.borrow().clone();
         // The same answer as /readyz at this instant.
-        let ready =
-            service::readiness(&status, &self.state.ready, std::time::Instant::now()).is_ok();
+        let ready = readiness(&status, &self.state.ready, std::time::Instant::now()).is_ok();
         let read = self
             .state
             .pool

@@ -10,7 +10,6 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::auth::OptionalBearer;
-use crate::changes::{self, ChangeParams, DiffParams, FeedItem};
 use crate::fast_json::FastJson;
 use crate::model::{ChangePage, ChangeType, DiffPage, FeedEvent};
 use crate::params::{
@@ -18,6 +17,8 @@ use crate::params::{
 };
 use crate::problem::{ErrorCode, Problem, ServiceError};
 use crate::problem_responses;
+use crate::service::feed::{self, FeedItem, FEED_RETRY_AFTER};
+use crate::service::history::{self, ChangeFilter};
 use crate::state::AppState;
 
 problem_responses! {
@@ -78,7 +79,7 @@ impl From<ServiceError> for StreamError {
             ErrorCode::Unauthenticated => Self::Unauthorized(Json(e.to_problem())),
             // The feed limit, the one 503 of this route.
             ErrorCode::Unavailable => {
-                Self::Unavailable(Json(e.to_problem()), changes::FEED_RETRY_AFTER.as_secs())
+                Self::Unavailable(Json(e.to_problem()), FEED_RETRY_AFTER.as_secs())
             }
             _ => match ChangesError::from(e) {
                 ChangesError::Internal(p) => Self::Internal(p),
@@ -87,7 +88,7 @@ impl From<ServiceError> for StreamError {
                 ChangesError::NotFound(p) => Self::NotFound(p),
                 // Too many reads in progress (the read bound, `crate::reads`).
                 ChangesError::Unavailable(p, retry) => {
-                    Self::Unavailable(p, retry.unwrap_or(changes::FEED_RETRY_AFTER.as_secs()))
+                    Self::Unavailable(p, retry.unwrap_or(FEED_RETRY_AFTER.as_secs()))
                 }
             },
         }
@@ -135,18 +136,12 @@ impl HistoryApi {
         /// `<provider>/<kind>/<native id>`, e.g. `aws/account/123456789012`.
         key: Path<KeyParam>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<SeqCursor>>,
+        cursor: Query<SeqCursor>,
     ) -> Result<FastJson<ChangePage>, HistoryError> {
         self.state.tokens.authorize_read(auth.token())?;
-        Ok(changes::history(
-            &self.state,
-            key.0 .0,
-            limit.0.map(|l| l.0),
-            cursor.0.map(|c| c.0),
-        )
-        .await?)
+        Ok(history::history(&self.state, key.0 .0, limit.0 .0, cursor.0 .0).await?)
     }
 
     /// Changes in a window
@@ -161,32 +156,36 @@ impl HistoryApi {
         auth: OptionalBearer,
         /// Only changes after this point: an RFC 3339 time or `seq:N` (exclusive). Default: the
         /// start of the stream.
-        since: Query<Option<OptionalPoint>>,
+        since: Query<OptionalPoint>,
         /// Only changes up to this point: an RFC 3339 time or `seq:N` (inclusive).
-        until: Query<Option<OptionalPoint>>,
+        until: Query<OptionalPoint>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<Word>>,
+        provider: Query<Word>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<Word>>,
+        kind: Query<Word>,
         /// Event type.
         #[oai(name = "type")]
         ty: Query<Option<ChangeType>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<SeqCursor>>,
+        cursor: Query<SeqCursor>,
     ) -> Result<FastJson<ChangePage>, ChangesError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let params = ChangeParams {
-            since: since.0.map(|p| p.0),
-            until: until.0.map(|p| p.0),
-            provider: provider.0.map(|p| p.0),
-            kind: kind.0.map(|k| k.0),
+        let filter = ChangeFilter {
+            provider: provider.0 .0,
+            kind: kind.0 .0,
             ty: ty.0,
-            limit: limit.0.map(|l| l.0),
-            cursor: cursor.0.map(|c| c.0),
         };
-        Ok(changes::changes(&self.state, params).await?)
+        Ok(history::changes(
+            &self.state,
+            filter,
+            since.0 .0,
+            until.0 .0,
+            limit.0 .0,
+            cursor.0 .0,
+        )
+        .await?)
     }
 
     /// Live change feed (Server-Sent Events)
@@ -209,35 +208,29 @@ impl HistoryApi {
         auth: OptionalBearer,
         /// Start after this point (an RFC 3339 time or `seq:N`) instead of at the changes
         /// applied from now on. Ignored when `Last-Event-ID` is sent.
-        since: Query<Option<OptionalPoint>>,
+        since: Query<OptionalPoint>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<Word>>,
+        provider: Query<Word>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<Word>>,
+        kind: Query<Word>,
         /// Event type.
         #[oai(name = "type")]
         ty: Query<Option<ChangeType>>,
         /// The id of the last event received, sent by SSE clients when they reconnect.
         #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<LastEventId>>,
+        last_event_id: Header<LastEventId>,
         req: &poem::Request,
     ) -> Result<super::FeedEvents, StreamError> {
         crate::params::refuse_opaque_header(req, "Last-Event-ID")?;
         self.state.tokens.authorize_read(auth.token())?;
-        let filters = changes::feed_filters(ChangeParams {
-            provider: provider.0.map(|p| p.0),
-            kind: kind.0.map(|k| k.0),
+        let filter = ChangeFilter {
+            provider: provider.0 .0,
+            kind: kind.0 .0,
             ty: ty.0,
-            ..ChangeParams::default()
-        })?;
-        let slot = changes::feed_admit(&self.state)?;
-        let after = changes::feed_start(
-            &self.state,
-            last_event_id.0.map(|h| h.0),
-            since.0.map(|p| p.0),
-        )
-        .await?;
-        let stream = changes::feed(self.state.clone(), filters, after, slot);
+        };
+        let slot = feed::admit(&self.state)?;
+        let start = feed::start(&self.state, last_event_id.0 .0, since.0 .0).await?;
+        let stream = feed::feed(self.state.clone(), filter, start, slot);
         Ok(super::FeedEvents(
             EventStream::new(futures::StreamExt::boxed(stream))
                 .keep_alive(self.state.feed.heartbeat)
@@ -261,23 +254,26 @@ impl HistoryApi {
         /// The later point: an RFC 3339 time or `seq:N`.
         to: Query<RequiredPoint>,
         /// Provider: 1-64 of `[a-z0-9_-]`.
-        provider: Query<Option<Word>>,
+        provider: Query<Word>,
         /// Kind: 1-64 of `[a-z0-9_-]`.
-        kind: Query<Option<Word>>,
+        kind: Query<Word>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<KeyCursor>>,
+        cursor: Query<KeyCursor>,
     ) -> Result<Json<DiffPage>, ChangesError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let params = DiffParams {
-            from: Some(from.0 .0),
-            to: Some(to.0 .0),
-            provider: provider.0.map(|p| p.0),
-            kind: kind.0.map(|k| k.0),
-            limit: limit.0.map(|l| l.0),
-            cursor: cursor.0.map(|c| c.0),
-        };
-        Ok(Json(changes::diff(&self.state, params).await?))
+        Ok(Json(
+            history::diff(
+                &self.state,
+                from.0 .0,
+                to.0 .0,
+                provider.0 .0,
+                kind.0 .0,
+                limit.0 .0,
+                cursor.0 .0,
+            )
+            .await?,
+        ))
     }
 }

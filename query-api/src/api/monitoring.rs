@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::params::{KeyCursor, Limit, OptionalPoint};
 use crate::problem_responses;
-use crate::service::{self, ListParams};
+use crate::service::monitoring;
 use crate::state::AppState;
 
 use super::assets::ListError;
@@ -79,22 +79,23 @@ impl MonitoringApi {
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<KeyCursor>>,
+        cursor: Query<KeyCursor>,
         /// The view as the stream stood at this point: an RFC 3339 time (the newest event
         /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
-        as_of: Query<Option<OptionalPoint>>,
+        as_of: Query<OptionalPoint>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let params = ListParams {
-            status: status.0,
-            limit: limit.0.map(|l| l.0),
-            cursor: cursor.0.map(|c| c.0),
-            as_of: as_of.0.map(|p| p.0),
-            ..ListParams::default()
-        };
-        Ok(service::list_monitoring(&self.state, kind.0, params).await?)
+        Ok(monitoring::list(
+            &self.state,
+            kind.0,
+            status.0,
+            limit.0 .0,
+            cursor.0 .0,
+            as_of.0 .0,
+        )
+        .await?)
     }
 
     /// Declare a monitoring endpoint

@@ -6,10 +6,10 @@ use poem_openapi::OpenApi;
 
 use super::ApiTags;
 use crate::auth::OptionalBearer;
-use crate::changes;
 use crate::model::{RejectReasonCode, RejectedPage};
 use crate::params::{Limit, SeqCursor};
 use crate::problem_responses;
+use crate::service::rejected;
 use crate::state::AppState;
 
 problem_responses! {
@@ -48,19 +48,13 @@ impl RejectedApi {
         /// Only messages rejected for this reason.
         reason: Query<Option<RejectReasonCode>>,
         /// Page size, 1-1000 (default 100).
-        limit: Query<Option<Limit>>,
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<SeqCursor>>,
+        cursor: Query<SeqCursor>,
     ) -> Result<Json<RejectedPage>, RejectedError> {
         self.state.tokens.authorize_read(auth.token())?;
         Ok(Json(
-            changes::rejected(
-                &self.state,
-                limit.0.map(|l| l.0),
-                cursor.0.map(|c| c.0),
-                reason.0,
-            )
-            .await?,
+            rejected::list(&self.state, reason.0, limit.0 .0, cursor.0 .0).await?,
         ))
     }
 }

@@ -1,6 +1,8 @@
 //! The live change feed (`GET /api/v1/changes/stream`): bounded in clients and in bytes per
-//! client, fed by one shared fan-out.
+//! client, fed by one shared fan-out ([`crate::api`]'s `history.rs` serves it).
 //!
+//! - **Start**: after `Last-Event-ID` on a reconnect, else after `since`, else at the changes
+//!   applied from now on ([`start`]).
 //! - **Slots**: at most [`FeedSettings::max_clients`] feeds are open at once ([`admit`]); the
 //!   next client is refused (503 with `Retry-After`). A slot is given back when the feed ends
 //!   or the client goes away.
@@ -24,13 +26,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use inventory_projector::history::{self, ChangeQuery};
+use inventory_projector::history::{self, ChangeQuery, Point};
 use inventory_projector::StoreError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::frame::{FeedItem, Frame};
+pub mod frame;
+
+pub use frame::{FeedItem, Frame};
+
+use super::history::ChangeFilter;
+use super::{resolve_point, PointError};
 use crate::model::{ChangeDoc, FeedEnd};
 use crate::problem::{ErrorCode, ServiceError};
 use crate::state::{AppState, FeedSettings};
@@ -75,6 +82,7 @@ pub(crate) struct FeedHub {
     inner: Mutex<Inner>,
 }
 
+#[derive(Default)]
 struct Inner {
     /// A fan-out task runs (it stops when no feed is live).
     running: bool,
@@ -122,15 +130,7 @@ impl FeedHub {
             slots: Arc::new(Semaphore::new(settings.max_clients)),
             catch_up: Semaphore::new(CATCH_UP_READS),
             next_id: AtomicU64::new(0),
-            inner: Mutex::new(Inner {
-                running: false,
-                head: 0,
-                generation: 0,
-                live: HashMap::new(),
-                recent: VecDeque::new(),
-                recent_bytes: 0,
-                recent_base: 0,
-            }),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -257,6 +257,27 @@ pub fn admit(state: &AppState) -> Result<FeedSlot, ServiceError> {
     }
 }
 
+/// Where a feed starts: after `last_event_id` if the client sent one (a reconnect), else after
+/// `since`, else at the changes applied from now on.
+pub async fn start(
+    state: &AppState,
+    last_event_id: Option<u64>,
+    since: Option<Point>,
+) -> Result<FeedStart, ServiceError> {
+    // Read first: a read model switched meanwhile ends the feed before it sends anything.
+    let generation = state.pool.generation();
+    let after = match (last_event_id, since) {
+        (Some(after), _) => after,
+        (None, None) => state.status.borrow().applied_seq,
+        (None, Some(p)) => state
+            .pool
+            .run_at(move |conn, snap| Ok(resolve_point(conn, snap, "since", p)))
+            .await?
+            .map_err(PointError::into_service)?,
+    };
+    Ok(FeedStart { after, generation })
+}
+
 /// The live change feed: every matching change applied after `start`, in stream order, as the
 /// projector commits them; then an `end` event when the server ends the feed (the client read
 /// too slowly, the server shuts down, the read model was rebuilt).
@@ -266,14 +287,14 @@ pub fn admit(state: &AppState) -> Result<FeedSlot, ServiceError> {
 /// under sequences the client may already have seen.
 pub fn feed(
     state: AppState,
-    filters: ChangeQuery,
+    filter: ChangeFilter,
     start: FeedStart,
     slot: FeedSlot,
 ) -> impl futures::Stream<Item = FeedItem> + Send + 'static {
     let hub = Arc::clone(&state.feeds);
     let client = Arc::new(Client {
         id: hub.next_id.fetch_add(1, Ordering::Relaxed),
-        filters,
+        filters: filter.query(),
         limit: hub.settings.buffer_bytes.max(1),
         out: Mutex::new(Outbox {
             queue: VecDeque::new(),
@@ -753,15 +774,7 @@ mod tests {
 
     #[test]
     fn the_recent_frames_are_bounded_in_bytes_and_say_from_where_they_cover() {
-        let mut inner = Inner {
-            running: false,
-            head: 0,
-            generation: 0,
-            live: HashMap::new(),
-            recent: VecDeque::new(),
-            recent_bytes: 0,
-            recent_base: 0,
-        };
+        let mut inner = Inner::default();
         inner.move_to(10);
         let size = RECENT_BYTES / 4;
         let frames: Vec<_> = (11..=18)
