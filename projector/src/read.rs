@@ -302,6 +302,17 @@ pub fn rejected_by_reason(conn: &Connection) -> Result<Vec<(String, u64)>, Store
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Bytes DuckDB's buffer manager holds for this database right now (`duckdb_memory()`: its cache
+/// of blocks and the transactions in progress; capped by the store's memory limit), a part of the
+/// process's resident memory.
+pub fn duckdb_memory_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(memory_usage_bytes), 0)::UBIGINT FROM duckdb_memory()",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// A message the projector did not apply, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedRow {

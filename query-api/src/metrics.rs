@@ -16,6 +16,16 @@ use tracing::warn;
 /// Route label of requests that matched no route (bounded cardinality).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// What a scrape reads from the read model.
+pub struct ReadModelFigures {
+    /// Rejected messages by reason code.
+    pub rejected: Vec<(String, u64)>,
+    /// The newest sweep of each collector scope.
+    pub sweeps: Vec<SweepRow>,
+    /// DuckDB's memory for the database (`read::duckdb_memory_bytes`).
+    pub duckdb_memory_bytes: u64,
+}
+
 /// The API's metrics, in a registry of their own.
 pub struct Metrics {
     registry: Registry,
@@ -24,6 +34,7 @@ pub struct Metrics {
     lag: IntGauge,
     applied_seq: IntGauge,
     ready: IntGauge,
+    duckdb_memory: IntGauge,
     rejected: IntCounterVec,
     sweep_success: IntGaugeVec,
     last_success: GaugeVec,
@@ -70,6 +81,10 @@ impl Metrics {
             "inventory_projector_ready",
             "1 when /readyz answers ready: caught up with the stream's tip at start, not failed, not rebuilding.",
         ));
+        let duckdb_memory = must(IntGauge::new(
+            "inventory_duckdb_memory_bytes",
+            "Bytes DuckDB holds for the read model (its block cache and transactions in progress, capped by INVENTORY_DUCKDB_MEMORY_MIB): the database's share of the process's resident memory.",
+        ));
         let rejected = must(IntCounterVec::new(
             Opts::new(
                 "inventory_events_rejected_total",
@@ -102,6 +117,7 @@ impl Metrics {
             Box::new(lag.clone()),
             Box::new(applied_seq.clone()),
             Box::new(ready.clone()),
+            Box::new(duckdb_memory.clone()),
             Box::new(rejected.clone()),
             Box::new(sweep_success.clone()),
             Box::new(last_success.clone()),
@@ -124,6 +140,7 @@ impl Metrics {
             lag,
             applied_seq,
             ready,
+            duckdb_memory,
             rejected,
             sweep_success,
             last_success,
@@ -149,18 +166,19 @@ impl Metrics {
     }
 
     /// Renders the exposition with the projector's status, whether `/readyz` answers ready
-    /// (`ready`, decided by `service::health::readiness` alone), the rejected counts by reason code and
-    /// the sweeps (`None` when they could not be read: those families are then left as last set).
-    pub fn render(
-        &self,
-        status: &Status,
-        ready: bool,
-        rejected: Option<&[(String, u64)]>,
-        sweeps: Option<&[SweepRow]>,
-    ) -> String {
+    /// (`ready`, decided by `service::health::readiness` alone) and what was read from the read
+    /// model (`None` when it could not be read: those families are then left as last set).
+    pub fn render(&self, status: &Status, ready: bool, read: Option<&ReadModelFigures>) -> String {
         self.lag.set(to_i64(status.lag()));
         self.applied_seq.set(to_i64(status.applied_seq));
         self.ready.set(i64::from(ready));
+        let (rejected, sweeps) = match read {
+            Some(r) => {
+                self.duckdb_memory.set(to_i64(r.duckdb_memory_bytes));
+                (Some(r.rejected.as_slice()), Some(r.sweeps.as_slice()))
+            }
+            None => (None, None),
+        };
         for (code, total) in rejected.unwrap_or_default() {
             // Label values come from the bounded set of codes, never from the table as such.
             let Some(reason) = RejectReason::from_code(code) else {
@@ -240,19 +258,23 @@ mod tests {
     fn rejected_counters_follow_the_table_by_reason_without_going_down() {
         let m = Metrics::new(["/healthz"], &[]);
         let s = Status::default();
-        let counts = |n: u64| vec![("subject_mismatch".to_owned(), n), ("bogus".to_owned(), 7)];
+        let counts = |n: u64| ReadModelFigures {
+            rejected: vec![("subject_mismatch".to_owned(), n), ("bogus".to_owned(), 7)],
+            sweeps: Vec::new(),
+            duckdb_memory_bytes: 1 << 20,
+        };
         let line =
             |n: u64| format!("inventory_events_rejected_total{{reason=\"subject_mismatch\"}} {n}");
-        let text = m.render(&s, s.is_ready(), Some(&counts(3)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(3)));
         assert!(text.contains(&line(3)), "{text}");
         assert!(
             text.contains("inventory_events_rejected_total{reason=\"future_time\"} 0"),
             "{text}"
         );
         assert!(!text.contains("bogus"), "{text}");
-        let text = m.render(&s, s.is_ready(), Some(&counts(2)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(2)));
         assert!(text.contains(&line(3)), "{text}");
-        let text = m.render(&s, s.is_ready(), Some(&counts(5)), None);
+        let text = m.render(&s, s.is_ready(), Some(&counts(5)));
         assert!(text.contains(&line(5)), "{text}");
     }
 }

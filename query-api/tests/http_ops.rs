@@ -295,6 +295,12 @@ async fn metrics_use_route_templates_and_read_the_model_at_scrape_time() {
     ] {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }
+    // DuckDB's share of the memory, read from the database at scrape time.
+    let duckdb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("inventory_duckdb_memory_bytes "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(duckdb.is_some_and(|b| b > 0), "{duckdb:?}:\n{text}");
     assert!(
         !text.contains("aws%2F") && !text.contains("/no/such"),
         "raw paths leaked:\n{text}"

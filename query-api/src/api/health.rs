@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use tracing::{debug, warn};
 
 use super::ApiTags;
+use crate::metrics::ReadModelFigures;
 use crate::model::Readiness;
 use crate::problem_responses;
 use crate::service::health::readiness;
@@ -74,25 +75,30 @@ impl HealthApi {
         let read = self
             .state
             .pool
-            .run(|conn| Ok((read::rejected_by_reason(conn)?, read::list_sweeps(conn)?)))
+            .run(|conn| {
+                Ok(ReadModelFigures {
+                    rejected: read::rejected_by_reason(conn)?,
+                    sweeps: read::list_sweeps(conn)?,
+                    duckdb_memory_bytes: read::duckdb_memory_bytes(conn)?,
+                })
+            })
             .await;
-        let (rejected, sweeps) = match read {
-            Ok((r, s)) => (Some(r), Some(s)),
+        let figures = match read {
+            Ok(f) => Some(f),
             // Too many reads in progress: this scrape goes without the read model's figures.
             Err(e @ crate::reads::ReadError::Busy { .. }) => {
                 debug!(error = %e, "metrics: the read model is busy");
-                (None, None)
+                None
             }
             Err(e) => {
                 warn!(error = %e, "metrics: cannot read the read model");
-                (None, None)
+                None
             }
         };
         MetricsResponse::Ok(PlainText(self.state.metrics.render(
             &status,
             ready,
-            rejected.as_deref(),
-            sweeps.as_deref(),
+            figures.as_ref(),
         )))
     }
 }
