@@ -16,7 +16,8 @@
 //! - the SSE clients reading continuously: each counts the changes it receives, checks that their
 //!   ids follow each other with neither gap nor duplicate, and reconnects with `Last-Event-ID`
 //!   when the server ends its feed with an `end` event (counted; not an error);
-//! - every 10 s: the server's resident memory (VmRSS) and `/readyz`.
+//! - every 10 s: the server's resident memory (VmRSS), DuckDB's share of it
+//!   (`inventory_duckdb_memory_bytes` from `/metrics`) and `/readyz`.
 //!
 //! Then: stop the ingest, wait until every SSE client has received the last event published,
 //! check the read model serves it and rejected nothing, stop `serve` (SIGTERM). Printed: per route
@@ -494,7 +495,7 @@ async fn run(k: &Knobs) -> bool {
 
     // Samples every 10 s while oha runs.
     let sampler = async {
-        let mut samples: Vec<(f64, f64)> = Vec::new();
+        let mut samples: Vec<(f64, f64, f64)> = Vec::new();
         let mut not_ready = 0u64;
         let mut stalls = 0u64;
         let mut seen: Vec<(u64, Instant)> = vec![(0, Instant::now()); k.sse_clients as usize];
@@ -505,7 +506,14 @@ async fn run(k: &Knobs) -> bool {
             let t = t0.elapsed().as_secs_f64();
             serve.check_running(&log);
             let rss = serve.rss_mib();
-            samples.push((t, rss));
+            // DuckDB's share of it, to tell the database's cache from the rest.
+            let (_, metrics) = get(&http, &serve.url("/metrics")).await;
+            let duckdb = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("inventory_duckdb_memory_bytes "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(f64::NAN, |b| b / 1_048_576.0);
+            samples.push((t, rss, duckdb));
             let ready = readyz(&http, &serve).await;
             if let Err(why) = &ready {
                 println!("  t={t:>5.0} s  /readyz not ready: {why}");
@@ -524,7 +532,7 @@ async fn run(k: &Knobs) -> bool {
             }
             if samples.len().is_multiple_of(6) || t as u64 + SAMPLE.as_secs() > k.secs {
                 println!(
-                    "  t={t:>5.0} s  RSS {rss:>6.1} MiB  applied_seq {}  SSE changes {} ends {} errors {}",
+                    "  t={t:>5.0} s  RSS {rss:>6.1} MiB (DuckDB {duckdb:.1})  applied_seq {}  SSE changes {} ends {} errors {}",
                     ready.map_or("(not ready)".to_owned(), |s| s.to_string()),
                     sse.sum(|c| c.events.load(Ordering::Relaxed)),
                     sse.sum(|c| c.ends.load(Ordering::Relaxed)),
@@ -652,8 +660,8 @@ async fn run(k: &Knobs) -> bool {
     // Memory.
     let after: Vec<(f64, f64)> = samples
         .iter()
-        .copied()
-        .filter(|(t, _)| *t >= k.warmup as f64)
+        .filter(|(t, _, _)| *t >= k.warmup as f64)
+        .map(|&(t, rss, _)| (t, rss))
         .collect();
     let mut rss: Vec<f64> = after.iter().map(|s| s.1).collect();
     let (first, last) = (
@@ -685,10 +693,10 @@ async fn run(k: &Knobs) -> bool {
     );
     let series: Vec<String> = samples
         .iter()
-        .map(|(t, r)| format!("{t:.0}:{r:.0}"))
+        .map(|(t, r, d)| format!("{t:.0}:{r:.0}/{d:.0}"))
         .collect();
     println!(
-        "RSS samples (s:MiB, warm-up included): {}",
+        "RSS samples (s:MiB/of which DuckDB MiB, warm-up included): {}",
         series.join(" ")
     );
     println!(
