@@ -200,18 +200,16 @@ async fn probe_jetstream(global: &Global) -> Result<(), String> {
         .map_err(|e| format!("JetStream not available: {e}"))
 }
 
-/// The socket address of a `nats://` URL on this machine (loopback or localhost), if it is one.
+/// The socket address of `NATS_URL`'s (first) server when it is on this machine (loopback or
+/// localhost).
 fn loopback_addr(url: &str) -> Option<SocketAddr> {
-    let first = url.split(',').next()?.trim();
-    let rest = first.split_once("://").map_or(first, |(_, r)| r);
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "4222"));
-    let port: u16 = port.trim_end_matches('/').parse().ok()?;
-    let ip = match host {
+    let first = inventory_bus::server_addrs(url).ok()?.into_iter().next()?;
+    let ip = match first.host() {
         "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
         h => h.trim_matches(['[', ']']).parse().ok()?,
     };
-    ip.is_loopback().then_some(SocketAddr::new(ip, port))
+    ip.is_loopback()
+        .then_some(SocketAddr::new(ip, first.port()))
 }
 
 fn spawn(program: &str, args: &[String], log: &Path) -> anyhow::Result<Child> {
@@ -299,5 +297,10 @@ mod tests {
         );
         assert_eq!(loopback_addr("nats://10.0.0.1:4222"), None);
         assert_eq!(loopback_addr("nats://nats.example.com:4222"), None);
+        assert_eq!(
+            loopback_addr("nats://[::1]:4300, nats://10.0.0.1:4222"),
+            Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 4300)))
+        );
+        assert_eq!(loopback_addr("nats://127.0.0.1:99999"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, ServerAddr};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use inventory_schemas::{OutgoingEvent, CONTENT_TYPE, STREAM_NAME, STREAM_SUBJECTS};
@@ -124,8 +124,9 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, BusError
                 other => debug!(event = %other, "NATS client event"),
             }
         });
+    let servers = server_addrs(&config.url)?;
     let err = |reason: String| BusError::Connect {
-        url: config.url.clone(),
+        url: redact_url(&config.url),
         reason,
     };
     if let Some(path) = &config.creds_file {
@@ -140,9 +141,51 @@ pub async fn connect(config: &NatsConfig) -> Result<async_nats::Client, BusError
     if let Some(token) = &config.token {
         opts = opts.token(token.clone());
     }
-    opts.connect(config.url.as_str())
-        .await
-        .map_err(|e| err(e.to_string()))
+    opts.connect(servers).await.map_err(|e| err(e.to_string()))
+}
+
+/// The servers of a `NATS_URL`: one URL, or a comma-separated list of a cluster's servers
+/// (`nats://a:4222,nats://b:4222`), any of which may be down when connecting. The client learns
+/// the rest of the cluster from the first server it reaches.
+pub fn server_addrs(url: &str) -> Result<Vec<ServerAddr>, BusError> {
+    let invalid = |reason: String| BusError::Connect {
+        url: redact_url(url),
+        reason,
+    };
+    let parts: Vec<&str> = url.split(',').map(str::trim).collect();
+    if parts.iter().all(|p| p.is_empty()) {
+        return Err(invalid("no server URL given".to_owned()));
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            if part.is_empty() {
+                return Err(invalid(format!("server {} of the list is empty", i + 1)));
+            }
+            part.parse::<ServerAddr>().map_err(|e| {
+                invalid(format!(
+                    "server {} of the list, {}: {e}",
+                    i + 1,
+                    redact_url(part)
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A `NATS_URL` (or list) fit for messages and logs: any user and password in it are replaced.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|part| match part.rsplit_once('@') {
+            Some((before, host)) => match before.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://***@{host}"),
+                None => format!("***@{host}"),
+            },
+            None => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The `INVENTORY` stream's configuration (DESIGN §4): every `inventory.>` subject, file storage,
@@ -682,5 +725,37 @@ mod tests {
             ..StreamSettings::default()
         });
         assert_eq!(short.duplicate_window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_comma_list_names_every_server_of_a_cluster() {
+        let servers =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224").unwrap();
+        let ports: Vec<u16> = servers.iter().map(ServerAddr::port).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert_eq!(server_addrs("nats://127.0.0.1:4222").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_list_is_refused_naming_the_server_without_its_password() {
+        for (url, says) in [
+            ("", "no server URL given"),
+            (
+                "nats://127.0.0.1:4222,,nats://127.0.0.1:4223",
+                "server 2 of the list is empty",
+            ),
+            (
+                "nats://127.0.0.1:4222,nats://u:secret@127.0.0.1:99999",
+                "server 2 of the list",
+            ),
+        ] {
+            let e = server_addrs(url).unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+        assert_eq!(
+            redact_url("nats://u:pw@a:4222,b:4222,tok@c:1"),
+            "nats://***@a:4222,b:4222,***@c:1"
+        );
     }
 }
