@@ -48,7 +48,7 @@ bench-evidence: system-deps duckdb ## signed checkpoints: checkpoint and verify 
 bench-http: system-deps duckdb oha ## the real `inventory serve` under oha, per route, over 1,000,000 and 100,000 events, also while ingesting (see BENCHMARKS.md)
 	OHA=$(OHA) cargo bench -p asset-inventory --bench http
 
-bench-soak: system-deps duckdb oha ## 30 minutes of `inventory serve` under 200 req/s of mixed reads, ingest and 50 SSE clients: RSS flat, zero errors (see BENCHMARKS.md)
+bench-soak: system-deps duckdb oha ## 40 minutes of `inventory serve` under 200 req/s of mixed reads, ingest and 50 SSE clients: RSS flat over the last 30, zero errors (see BENCHMARKS.md)
 	OHA=$(OHA) cargo bench -p asset-inventory --bench soak
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
