@@ -224,6 +224,9 @@ pub enum SourceArgs {
         /// Name of the endpoint asset.
         #[arg(long, env = "PROM_NAME", default_value = "prom-default")]
         name: String,
+        /// Timeout of each HTTP request to the server, in seconds.
+        #[arg(long, env = "PROM_TIMEOUT_SECS", default_value_t = inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout_secs: u64,
     },
     /// AWS Organizations: every account with its OU path and tags (settings: AWS_* variables,
     /// see docs/collectors.md).
@@ -245,6 +248,9 @@ pub enum SourceArgs {
         /// Name of the endpoint asset.
         #[arg(long, env = "GRAFANA_NAME", default_value = "grafana-default")]
         name: String,
+        /// Timeout of each HTTP request to the server, in seconds.
+        #[arg(long, env = "GRAFANA_TIMEOUT_SECS", default_value_t = inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout_secs: u64,
     },
 }
 
@@ -633,12 +639,52 @@ mod tests {
         let line = one_line_error(&err, &args);
         assert!(line.contains("--name"), "{line}");
         assert!(!line.contains("PROM_NAME"), "{line}");
+        // The collectors' own timeouts: each subcommand names its own variable.
+        for (source, var, other) in [
+            ("prometheus", "PROM_TIMEOUT_SECS", "GRAFANA_TIMEOUT_SECS"),
+            ("grafana", "GRAFANA_TIMEOUT_SECS", "PROM_TIMEOUT_SECS"),
+        ] {
+            let args = argv(&[
+                "inventory",
+                "collect",
+                source,
+                "--url",
+                "http://127.0.0.1:9",
+                "--timeout-secs",
+                "0",
+            ]);
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            let line = one_line_error(&err, &args);
+            assert!(line.contains(var) && !line.contains(other), "{line}");
+        }
         // A missing required argument is named.
         let args = argv(&["inventory", "replay", "--db", "x"]);
         let err = Cli::try_parse_from(&args).unwrap_err();
         let line = one_line_error(&err, &args);
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("--until"), "{line}");
+    }
+
+    #[test]
+    fn the_collectors_timeouts_are_settings() {
+        let timeout = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Collect(CollectArgs {
+                source:
+                    SourceArgs::Prometheus { timeout_secs, .. }
+                    | SourceArgs::Grafana { timeout_secs, .. },
+                ..
+            }) => timeout_secs,
+            _ => panic!("not a prometheus or grafana collector"),
+        };
+        let url = "http://127.0.0.1:9";
+        for source in ["prometheus", "grafana"] {
+            let base = ["inventory", "collect", source, "--url", url];
+            assert_eq!(
+                timeout(&base),
+                inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs()
+            );
+            assert_eq!(timeout(&[&base[..], &["--timeout-secs", "3"]].concat()), 3);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_producers::config::DEFAULT_MAX_RESPONSE_BYTES;
+use inventory_producers::config::{DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 use inventory_producers::sources::{
     AwsConfig, AwsSource, AzureConfig, AzureSource, FileConfig, FileSource, GcpConfig, GcpSource,
     GrafanaConfig, GrafanaSource, PrometheusConfig, PrometheusSource,
@@ -25,13 +25,16 @@ async fn source(args: SourceArgs, max_response_bytes: u64) -> anyhow::Result<Box
             path: file,
             name: None,
         })?),
-        SourceArgs::Prometheus { url, name } => {
-            Box::new(PrometheusSource::new(PrometheusConfig {
-                name,
-                max_response_bytes,
-                ..PrometheusConfig::new(url)
-            })?)
-        }
+        SourceArgs::Prometheus {
+            url,
+            name,
+            timeout_secs,
+        } => Box::new(PrometheusSource::new(PrometheusConfig {
+            name,
+            timeout: Duration::from_secs(timeout_secs),
+            max_response_bytes,
+            ..PrometheusConfig::new(url)
+        })?),
         SourceArgs::Aws => Box::new(AwsSource::connect(AwsConfig::from_env()?).await?),
         SourceArgs::Gcp => Box::new(GcpSource::new(GcpConfig {
             max_response_bytes,
@@ -41,9 +44,15 @@ async fn source(args: SourceArgs, max_response_bytes: u64) -> anyhow::Result<Box
             max_response_bytes,
             ..AzureConfig::from_env()?
         })?),
-        SourceArgs::Grafana { url, token, name } => Box::new(GrafanaSource::new(GrafanaConfig {
+        SourceArgs::Grafana {
+            url,
+            token,
+            name,
+            timeout_secs,
+        } => Box::new(GrafanaSource::new(GrafanaConfig {
             name,
             token,
+            timeout: Duration::from_secs(timeout_secs),
             max_response_bytes,
             ..GrafanaConfig::new(url)
         })?),
@@ -136,6 +145,7 @@ pub async fn local_collectors(
             SourceArgs::Prometheus {
                 url: prometheus_url.to_owned(),
                 name: "prom-local".to_owned(),
+                timeout_secs: DEFAULT_HTTP_TIMEOUT.as_secs(),
             },
             DEFAULT_MAX_RESPONSE_BYTES,
         )
@@ -148,6 +158,7 @@ pub async fn local_collectors(
                     url: url.to_owned(),
                     token: grafana_token,
                     name: "grafana-default".to_owned(),
+                    timeout_secs: DEFAULT_HTTP_TIMEOUT.as_secs(),
                 },
                 DEFAULT_MAX_RESPONSE_BYTES,
             )

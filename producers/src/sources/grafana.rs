@@ -17,8 +17,8 @@ use url::Url;
 
 use super::http::{get, Reply};
 use crate::config::{
-    display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+    display_url, http_client, parse_endpoint_url, validate_name, ConfigError, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -64,22 +64,6 @@ impl GrafanaConfig {
             timeout: DEFAULT_HTTP_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
-    }
-
-    /// Reads `GRAFANA_URL` (required), `GRAFANA_NAME`, `GRAFANA_TOKEN`, `GRAFANA_TIMEOUT_SECS`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let url = env_opt("GRAFANA_URL").ok_or(ConfigError::Missing {
-            setting: "GRAFANA_URL".into(),
-        })?;
-        let mut config = Self::new(url);
-        if let Some(name) = env_opt("GRAFANA_NAME") {
-            config.name = name;
-        }
-        config.token = env_opt("GRAFANA_TOKEN");
-        if let Some(t) = env_opt("GRAFANA_TIMEOUT_SECS") {
-            config.timeout = parse_secs("GRAFANA_TIMEOUT_SECS", &t)?;
-        }
-        Ok(config)
     }
 }
 

@@ -16,8 +16,8 @@ use url::Url;
 
 use super::http::{get, Reply};
 use crate::config::{
-    display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+    display_url, http_client, parse_endpoint_url, validate_name, ConfigError, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
 
@@ -49,21 +49,6 @@ impl PrometheusConfig {
             timeout: DEFAULT_HTTP_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
-    }
-
-    /// Reads `PROM_URL` (required), `PROM_NAME` and `PROM_TIMEOUT_SECS`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let url = env_opt("PROM_URL").ok_or(ConfigError::Missing {
-            setting: "PROM_URL".into(),
-        })?;
-        let mut config = Self::new(url);
-        if let Some(name) = env_opt("PROM_NAME") {
-            config.name = name;
-        }
-        if let Some(t) = env_opt("PROM_TIMEOUT_SECS") {
-            config.timeout = parse_secs("PROM_TIMEOUT_SECS", &t)?;
-        }
-        Ok(config)
     }
 }
 
