@@ -29,7 +29,9 @@
 //!
 //! Knobs: `SOAK_SECS` (2400), `SOAK_WARMUP_SECS` (600), `SOAK_RATE` (200), `SOAK_SSE_CLIENTS`
 //! (50), `SOAK_INGEST_RATE` (50), `SOAK_ASSETS` (100000), `SOAK_VERSIONS` (3), `SOAK_CONNS` (4),
-//! `OHA` (the oha binary; default `oha` on PATH; `make bench-soak` installs one into .deps/oha).
+//! `SOAK_DUCKDB_MEMORY_MIB` (64: the server's `INVENTORY_DUCKDB_MEMORY_MIB`; its own default, 256,
+//! lets DuckDB cache the blocks it writes and drop them in one step, see BENCHMARKS.md), `OHA`
+//! (the oha binary; default `oha` on PATH; `make bench-soak` installs one into .deps/oha).
 //! By default the memory is judged over 30 minutes, after 10 minutes of the same load in which
 //! the allocator's and DuckDB's working sets fill (BENCHMARKS.md shows why both are needed), on
 //! an estate of issue 10's size (100,000 assets, 300,000 events).
@@ -116,6 +118,8 @@ struct Knobs {
     assets: u64,
     versions: u64,
     conns: u64,
+    /// `INVENTORY_DUCKDB_MEMORY_MIB` of the server under test.
+    duckdb_mib: u64,
     oha: String,
 }
 
@@ -361,8 +365,8 @@ async fn run(k: &Knobs) -> bool {
     println!("load generator: {oha_version} ({})", k.oha);
     let events = k.assets * k.versions;
     println!(
-        "soak: {} s (warm-up {} s), {} req/s of reads, {} SSE clients, ingest {} events/s; corpus {} assets × {} versions",
-        k.secs, k.warmup, k.rate, k.sse_clients, k.ingest_rate, k.assets, k.versions
+        "soak: {} s (warm-up {} s), {} req/s of reads, {} SSE clients, ingest {} events/s; corpus {} assets × {} versions; INVENTORY_DUCKDB_MEMORY_MIB={}",
+        k.secs, k.warmup, k.rate, k.sse_clients, k.ingest_rate, k.assets, k.versions, k.duckdb_mib
     );
 
     let nats = NatsServer::start();
@@ -395,7 +399,15 @@ async fn run(k: &Knobs) -> bool {
         .build()
         .unwrap();
     let t = Instant::now();
-    let mut serve = Serve::start_with(&nats_url, &db, &log, &[("INVENTORY_API_TOKENS", tokens)]);
+    let mut serve = Serve::start_with(
+        &nats_url,
+        &db,
+        &log,
+        &[
+            ("INVENTORY_API_TOKENS", tokens),
+            ("INVENTORY_DUCKDB_MEMORY_MIB", k.duckdb_mib.to_string()),
+        ],
+    );
     let seq = wait_ready(&http, &mut serve, &log, events, Duration::from_secs(1800)).await;
     println!(
         "serve: /readyz 200 after {:.1} s (applied_seq {seq}); RSS {:.0} MiB",
@@ -745,6 +757,7 @@ async fn main() {
         assets: env("SOAK_ASSETS", 100_000).max(1),
         versions: env("SOAK_VERSIONS", 3).max(1),
         conns: env("SOAK_CONNS", 4).max(1),
+        duckdb_mib: env("SOAK_DUCKDB_MEMORY_MIB", 64).max(64),
         oha: std::env::var("OHA").unwrap_or_else(|_| "oha".into()),
     };
     if !run(&k).await {

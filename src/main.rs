@@ -186,7 +186,7 @@ pub async fn open_stream(
             format!(
                 "stream {} at {}",
                 inventory_schemas::STREAM_NAME,
-                global.nats_url
+                inventory_bus::redact_url(&global.nats_url)
             )
         })
 }

@@ -27,19 +27,21 @@ pub async fn run(
     std::fs::create_dir_all(data.join("logs"))
         .with_context(|| format!("INVENTORY_DATA_DIR {}", data.display()))?;
     let mut children: Vec<(&'static str, Child)> = Vec::new();
-    let mut global_nats = global.nats_url.clone();
+    // For logs and messages: any user and password in NATS_URL are left out.
+    let shown = inventory_bus::redact_url(&global.nats_url);
+    let mut global_nats = shown.clone();
 
     // 1. NATS with JetStream.
     match probe_jetstream(global).await {
         Ok(()) => {
-            info!(url = %global.nats_url, "using the NATS JetStream server that answers at NATS_URL")
+            info!(url = %shown, "using the NATS JetStream server that answers at NATS_URL")
         }
         Err(reason) => {
             let addr = loopback_addr(&global.nats_url).with_context(|| {
-                format!("NATS_URL {} does not answer ({reason}) and is not on this machine, so none can be started for it", global.nats_url)
+                format!("NATS_URL {shown} does not answer ({reason}) and is not on this machine, so none can be started for it")
             })?;
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                bail!("NATS_URL {}: a server answers there without JetStream ({reason}); point NATS_URL at a free port to have one started", global.nats_url);
+                bail!("NATS_URL {shown}: a server answers there without JetStream ({reason}); point NATS_URL at a free port to have one started");
             }
             let store = data.join("nats");
             let child = spawn(
