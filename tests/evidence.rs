@@ -390,7 +390,9 @@ async fn the_signing_key_never_shows_and_is_never_replaced() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let secret = std::fs::read_to_string(&key).unwrap();
-    let secret_b64 = secret.trim().rsplit('+').next().unwrap().to_owned();
+    // PRIVATE+KEY+NAME+KEYID+KEY: the key's base64 may itself contain '+'.
+    let secret_b64 = secret.trim().splitn(5, '+').nth(4).unwrap().to_owned();
+    assert!(secret_b64.len() > 40, "{secret_b64}");
     // keygen refuses to replace it.
     let (code, _, err) = inv(
         "nats://127.0.0.1:1",
