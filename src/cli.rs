@@ -627,7 +627,11 @@ mod tests {
         assert!(line.contains("INVENTORY_MAX_DELETE_SHARE"), "{line}");
         assert!(line.contains("between 0 and 1"), "{line}");
         // The same long name in two subcommands: the invoked one's variable (or none).
-        let args = argv(&[
+        let error_line = |a: &[&str]| {
+            let args = argv(a);
+            one_line_error(&Cli::try_parse_from(&args).unwrap_err(), &args)
+        };
+        let line = error_line(&[
             "inventory",
             "keygen",
             "--name",
@@ -635,8 +639,6 @@ mod tests {
             "--out-dir",
             "k",
         ]);
-        let err = Cli::try_parse_from(&args).unwrap_err();
-        let line = one_line_error(&err, &args);
         assert!(line.contains("--name"), "{line}");
         assert!(!line.contains("PROM_NAME"), "{line}");
         // The collectors' own timeouts: each subcommand names its own variable.
@@ -644,7 +646,7 @@ mod tests {
             ("prometheus", "PROM_TIMEOUT_SECS", "GRAFANA_TIMEOUT_SECS"),
             ("grafana", "GRAFANA_TIMEOUT_SECS", "PROM_TIMEOUT_SECS"),
         ] {
-            let args = argv(&[
+            let line = error_line(&[
                 "inventory",
                 "collect",
                 source,
@@ -653,8 +655,6 @@ mod tests {
                 "--timeout-secs",
                 "0",
             ]);
-            let err = Cli::try_parse_from(&args).unwrap_err();
-            let line = one_line_error(&err, &args);
             assert!(line.contains(var) && !line.contains(other), "{line}");
         }
         // A missing required argument is named.
