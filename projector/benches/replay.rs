@@ -111,5 +111,12 @@ async fn project(
     let t0 = Instant::now();
     drop(conn);
     drop(store);
-    (proj_s, t0.elapsed().as_secs_f64())
+    let close_s = t0.elapsed().as_secs_f64();
+    let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+    println!(
+        "  files: database {:.0} MiB, version log {:.0} MiB",
+        size("bench.duckdb") as f64 / 1048576.0,
+        size("bench.duckdb.versions") as f64 / 1048576.0
+    );
+    (proj_s, close_s)
 }

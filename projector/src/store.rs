@@ -22,6 +22,7 @@ use imbl::OrdMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use duckdb::arrow::array::RecordBatch;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection, OptionalExt};
 use inventory_schemas::{
@@ -114,7 +115,18 @@ struct OpenBatch {
     /// The first message of a bound, empty store (sequence, payload SHA-256): the stream's
     /// identity is recorded with this transaction.
     first: Option<(u64, String)>,
+    /// `events` rows of the pieces appended so far and not yet handed to DuckDB: each hand-over
+    /// (an appender's flush) plans an insert, so pieces are handed over together
+    /// ([`FLUSH_ROWS`], [`FLUSH_BYTES`]) or at the commit.
+    unflushed: Vec<RecordBatch>,
+    unflushed_rows: usize,
+    unflushed_bytes: usize,
 }
+
+/// Most `events` rows held by a transaction before they are handed to DuckDB.
+const FLUSH_ROWS: usize = 16 * 1024;
+/// Most document bytes held by a transaction before its rows are handed to DuckDB.
+const FLUSH_BYTES: usize = 32 << 20;
 
 /// The writer side of the read model. One per database file (DuckDB allows one writing process).
 pub struct Store {
@@ -380,6 +392,9 @@ impl Store {
                 log_end: self.log_end,
                 sweeps: HashMap::default(),
                 first: None,
+                unflushed: Vec::new(),
+                unflushed_rows: 0,
+                unflushed_bytes: 0,
             });
         }
         let result = self
@@ -444,11 +459,13 @@ impl Store {
             sweeps: staged_sweeps,
             ..
         } = open;
-        let mut rows = rows::EventColumns::new();
+        // Sized for the piece (a document is part of its message), so no builder grows.
+        let payload_bytes = batch.iter().map(|inc| inc.payload.len()).sum();
+        let mut rows = rows::EventColumns::with_capacity(batch.len(), payload_bytes);
         // The piece's version log records, written before the rows (and synced before COMMIT).
         let mut log = appender.buffer();
         {
-            let mut rejected = conn.appender("rejected")?;
+            let mut rejected: Option<duckdb::Appender<'_>> = None;
             for inc in batch {
                 if inc.seq <= outcome.last_seq {
                     outcome.skipped += 1;
@@ -458,7 +475,7 @@ impl Store {
                 let ev = match &inc.decoded {
                     Ok(ev) => ev,
                     Err(rejection) => {
-                        reject(&mut rejected, inc, rejection)?;
+                        reject(conn, &mut rejected, inc, rejection)?;
                         outcome.rejected += 1;
                         continue;
                     }
@@ -490,7 +507,7 @@ impl Store {
                         Err(e) => {
                             let rejection =
                                 Rejection::new(RejectReason::InvalidData, e.to_string());
-                            reject(&mut rejected, inc, &rejection)?;
+                            reject(conn, &mut rejected, inc, &rejection)?;
                             outcome.rejected += 1;
                             continue;
                         }
@@ -550,15 +567,21 @@ impl Store {
                 }
                 outcome.applied += 1;
             }
-            rejected.flush()?;
+            if let Some(mut rejected) = rejected {
+                rejected.flush()?;
+            }
         }
         let written = log.len() as u64;
         appender.write(*log_end, log)?;
         *log_end += written;
-        if let Some(batch) = rows.finish()? {
-            let mut events = conn.appender("events")?;
-            events.append_record_batch(batch)?;
-            events.flush()?;
+        let data_bytes = rows.data_bytes();
+        if let Some(rows) = rows.finish()? {
+            open.unflushed_rows += rows.num_rows();
+            open.unflushed_bytes += data_bytes;
+            open.unflushed.push(rows);
+        }
+        if open.unflushed_rows >= FLUSH_ROWS || open.unflushed_bytes >= FLUSH_BYTES {
+            flush_rows(conn, open)?;
         }
         Ok(())
     }
@@ -572,7 +595,8 @@ impl Store {
                 ..BatchOutcome::default()
             });
         };
-        if let Err(e) = self.commit_open(&open) {
+        let mut open = open;
+        if let Err(e) = self.commit_open(&mut open) {
             // `open` is already taken, so roll back here (`rollback` would see nothing open).
             if let Err(r) = self.conn.execute_batch("ROLLBACK") {
                 debug!(error = %r, "rollback after a failed commit");
@@ -610,7 +634,8 @@ impl Store {
         Ok(outcome)
     }
 
-    fn commit_open(&self, open: &OpenBatch) -> Result<(), StoreError> {
+    fn commit_open(&self, open: &mut OpenBatch) -> Result<(), StoreError> {
+        flush_rows(&self.conn, open)?;
         if let (Some(created), Some((seq, sha256))) = (self.bound, &open.first) {
             let mut insert = self.conn.prepare("INSERT INTO meta VALUES (?, ?)")?;
             insert.execute(["stream_created", &format_created(created)])?;
@@ -660,11 +685,32 @@ impl Drop for Store {
     }
 }
 
-fn reject(
-    rejected: &mut duckdb::Appender<'_>,
+/// Hands the transaction's held `events` rows to DuckDB (one appender flush).
+fn flush_rows(conn: &Connection, open: &mut OpenBatch) -> Result<(), StoreError> {
+    if open.unflushed.is_empty() {
+        return Ok(());
+    }
+    let mut events = conn.appender("events")?;
+    for rows in open.unflushed.drain(..) {
+        events.append_record_batch(rows)?;
+    }
+    events.flush()?;
+    open.unflushed_rows = 0;
+    open.unflushed_bytes = 0;
+    Ok(())
+}
+
+/// Records a message that is not applied in `rejected` (the appender is opened on the first).
+fn reject<'c>(
+    conn: &'c Connection,
+    rejected: &mut Option<duckdb::Appender<'c>>,
     inc: &Incoming,
     rejection: &Rejection,
 ) -> Result<(), StoreError> {
+    let rejected = match rejected {
+        Some(appender) => appender,
+        None => rejected.insert(conn.appender("rejected")?),
+    };
     warn!(seq = inc.seq, subject = %inc.subject, reason = rejection.reason.as_str(), detail = %rejection.detail, "event rejected: not applied");
     rejected.append_row(params![
         inc.seq,

@@ -107,31 +107,49 @@ pub(super) struct EventColumns {
     log_len: UInt32Builder,
 }
 
+/// Bytes reserved per row for each short string column (keys, ids, hashes, subjects are
+/// shorter): builders that never grow while a chunk is pushed (growing copies and touches fresh
+/// memory).
+const SHORT_STRING: usize = 72;
+
 impl EventColumns {
-    pub fn new() -> Self {
+    /// Builders sized for `rows` rows whose documents total at most `data_bytes`.
+    pub fn with_capacity(rows: usize, data_bytes: usize) -> Self {
+        let short = || StringBuilder::with_capacity(rows, rows * SHORT_STRING);
+        let tiny = || StringBuilder::with_capacity(rows, rows * 16);
         Self {
-            seq: UInt64Builder::new(),
-            recorded_at: TimestampMicrosecondBuilder::new(),
-            observed_at: TimestampMicrosecondBuilder::new(),
-            ty: StringBuilder::new(),
-            asset_key: StringBuilder::new(),
-            provider: StringBuilder::new(),
-            kind: StringBuilder::new(),
-            source: StringBuilder::new(),
-            subject: StringBuilder::new(),
-            event_id: StringBuilder::new(),
-            contenthash: StringBuilder::new(),
-            prevseq: UInt64Builder::new(),
-            chainhash: StringBuilder::new(),
-            data: StringBuilder::new(),
-            name: StringBuilder::new(),
-            status: StringBuilder::new(),
-            first_seen: TimestampMicrosecondBuilder::new(),
-            last_changed: TimestampMicrosecondBuilder::new(),
-            data_seq: UInt64Builder::new(),
-            log_offset: UInt64Builder::new(),
-            log_len: UInt32Builder::new(),
+            seq: UInt64Builder::with_capacity(rows),
+            recorded_at: TimestampMicrosecondBuilder::with_capacity(rows),
+            observed_at: TimestampMicrosecondBuilder::with_capacity(rows),
+            ty: tiny(),
+            asset_key: short(),
+            provider: tiny(),
+            kind: tiny(),
+            source: short(),
+            subject: short(),
+            event_id: short(),
+            contenthash: short(),
+            prevseq: UInt64Builder::with_capacity(rows),
+            chainhash: short(),
+            data: StringBuilder::with_capacity(rows, data_bytes),
+            name: short(),
+            status: tiny(),
+            first_seen: TimestampMicrosecondBuilder::with_capacity(rows),
+            last_changed: TimestampMicrosecondBuilder::with_capacity(rows),
+            data_seq: UInt64Builder::with_capacity(rows),
+            log_offset: UInt64Builder::with_capacity(rows),
+            log_len: UInt32Builder::with_capacity(rows),
         }
+    }
+
+    /// Rows pushed since the last [`EventColumns::finish`].
+    pub fn len(&self) -> usize {
+        self.seq.len()
+    }
+
+    /// Document bytes pushed since the last [`EventColumns::finish`].
+    pub fn data_bytes(&self) -> usize {
+        self.data.values_slice().len()
     }
 
     pub fn push(&mut self, r: EventRow<'_>) {
