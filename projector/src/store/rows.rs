@@ -142,11 +142,6 @@ impl EventColumns {
         }
     }
 
-    /// Rows pushed since the last [`EventColumns::finish`].
-    pub fn len(&self) -> usize {
-        self.seq.len()
-    }
-
     /// Document bytes pushed since the last [`EventColumns::finish`].
     pub fn data_bytes(&self) -> usize {
         self.data.values_slice().len()
