@@ -447,9 +447,13 @@ pub async fn publish_settled(
 /// the subject moved past the sequence the event expects, `None` when it is not stored and may
 /// be published (again).
 ///
-/// The newest message is read with an ordered consumer filtered on the subject (delivering the
-/// last message per subject), the read every writer identity may make on its own subjects
-/// (infra/nats/auth.conf: collectors may not use `STREAM.MSG.GET`). An event without an expected
+/// The newest message is read with a direct get by subject ([`last_on_subject_direct`]), which
+/// every replica answers, also while a new leader is elected or a peer is down (creating a
+/// consumer is then often not answered for as long as the peer stays down). A replica that lags
+/// can only make this answer "not stored" or "moved" too early: the event is then published
+/// again with its `Nats-Msg-Id` (JetStream drops a stored copy as a duplicate, or refuses it as
+/// `wrong last sequence` and it is read back again), or reported as a conflict, which the caller
+/// resolves by re-reading and re-deciding — never a second copy. An event without an expected
 /// sequence (`sweep.completed`; a collector may not read its sweep subject) is not read back:
 /// published again with the same `Nats-Msg-Id`, a copy that was stored is dropped by JetStream's
 /// duplicate window.
@@ -465,7 +469,7 @@ pub async fn resolve(
     let Some(prev) = event.prevseq else {
         return Ok(None);
     };
-    let last = last_per_subject(stream, &event.subject).await?.pop();
+    let last = last_on_subject_direct(stream, &event.subject).await?;
     if let Some(m) = &last {
         let id = serde_json::from_slice::<Id<'_>>(&m.payload).ok();
         if id.is_some_and(|i| i.id == event.id) {
@@ -579,15 +583,32 @@ async fn ordered(
         filter: filter.to_owned(),
         reason,
     };
-    let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            name: Some(consumer_name()),
-            filter_subject: filter.to_owned(),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| read_err(e.to_string()))?;
+    // While a peer of the stream is down, nats-server 2.9 leaves many consumer creations
+    // unanswered (the request times out) for as long as the peer stays down, while others
+    // succeed: a timed-out creation is retried, within the default NATS retry budget.
+    let created = retry::retry(RetryPolicy::default().backoff(), |attempt| {
+        let deliver_policy = deliver_policy.clone();
+        async move {
+        stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                name: Some(consumer_name()),
+                filter_subject: filter.to_owned(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                stream::ConsumerErrorKind::TimedOut | stream::ConsumerErrorKind::Request => {
+                    warn!(filter, attempt, error = %e, "creating an ordered consumer was not answered; retrying");
+                    retry::Verdict::retry(e)
+                }
+                _ => retry::Verdict::Fail(e),
+            })
+        }
+    })
+    .await;
+    let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> =
+        created.map_err(|e| read_err(e.into_error().to_string()))?;
     let pending = consumer
         .info()
         .await
@@ -852,6 +873,19 @@ pub async fn last_on_subject(
             reason: e.to_string(),
         }),
     }
+}
+
+/// The newest message on `subject` as a replica has it (a direct get by subject,
+/// `$JS.API.DIRECT.GET.INVENTORY.<subject>`: any replica answers, so it works during a leader
+/// election; a replica may lag by the last few writes), or `None` when the subject has none.
+pub async fn last_on_subject_direct(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<Option<StoredMessage>, BusError> {
+    direct_result(
+        stream.direct_get_last_for_subject(subject).await,
+        subject.to_owned(),
+    )
 }
 
 /// The message stored at sequence `seq` (a direct get; the stream allows them), or `None` when
