@@ -574,6 +574,9 @@ fn consumer_name() -> String {
     format!("ordered-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Longest wait for one attempt at creating an ordered consumer (healthy: milliseconds).
+const CONSUMER_CREATE_WAIT: Duration = Duration::from_secs(3);
+
 async fn ordered(
     stream: &stream::Stream,
     filter: &str,
@@ -584,31 +587,34 @@ async fn ordered(
         reason,
     };
     // While a peer of the stream is down, nats-server 2.9 leaves many consumer creations
-    // unanswered (the request times out) for as long as the peer stays down, while others
-    // succeed: a timed-out creation is retried, within the default NATS retry budget.
-    let created = retry::retry(RetryPolicy::default().backoff(), |attempt| {
-        let deliver_policy = deliver_policy.clone();
-        async move {
-        stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                name: Some(consumer_name()),
-                filter_subject: filter.to_owned(),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| match e.kind() {
+    // unanswered for as long as the peer stays down, while others succeed (measured: about
+    // 40 %): each attempt is given CONSUMER_CREATE_WAIT, and an unanswered one is retried
+    // within the default NATS retry budget.
+    let created = retry::retry(RetryPolicy::default().backoff(), |attempt| async move {
+        let config = consumer::pull::OrderedConfig {
+            name: Some(consumer_name()),
+            filter_subject: filter.to_owned(),
+            deliver_policy,
+            ..Default::default()
+        };
+        let unanswered = |reason: String| {
+            warn!(filter, attempt, error = %reason, "creating an ordered consumer was not answered; retrying");
+            retry::Verdict::retry(reason)
+        };
+        match tokio::time::timeout(CONSUMER_CREATE_WAIT, stream.create_consumer(config)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => match e.kind() {
                 stream::ConsumerErrorKind::TimedOut | stream::ConsumerErrorKind::Request => {
-                    warn!(filter, attempt, error = %e, "creating an ordered consumer was not answered; retrying");
-                    retry::Verdict::retry(e)
+                    Err(unanswered(e.to_string()))
                 }
-                _ => retry::Verdict::Fail(e),
-            })
+                _ => Err(retry::Verdict::Fail(e.to_string())),
+            },
+            Err(_) => Err(unanswered("timed out".to_owned())),
         }
     })
     .await;
     let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> =
-        created.map_err(|e| read_err(e.into_error().to_string()))?;
+        created.map_err(|e| read_err(e.into_error()))?;
     let pending = consumer
         .info()
         .await
