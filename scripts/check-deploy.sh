@@ -84,7 +84,7 @@ checkov_k8s() {
 
 sync_checks() {  # copies embedded in manifests must equal their sources; renders must propagate
   "$py" - "$tmp" <<'PY'
-import json, os, subprocess, sys, tempfile, shutil, glob
+import json, os, re, subprocess, sys, tempfile, shutil, glob
 from pathlib import Path
 import yaml
 tmp = Path(sys.argv[1])
@@ -125,6 +125,15 @@ for fname, ds in docs.items():
         elif "fieldRef" in ref:
             env[e["name"]] = "inventory-nats-0"
     nats = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    # Acknowledged writes are fsynced (DESIGN section 4). `sync_interval` exists from nats-server
+    # 2.10 (the image's version); an older local server (Debian's 2.9) parses the rest without it.
+    conf = (d / "nats.conf").read_text()
+    if not re.search(r"jetstream \{[^}]*\n\s*sync_interval: always\n", conf):
+        print(f"{fname}: nats.conf's jetstream block lacks sync_interval: always"); bad += 1
+    ver = subprocess.run([nats, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"v(\d+)\.(\d+)", ver)
+    if m and (int(m[1]), int(m[2])) < (2, 10):
+        (d / "nats.conf").write_text(re.sub(r"(?m)^\s*sync_interval:.*\n", "", conf))
     r = subprocess.run([nats, "-c", str(d / "nats.conf"), "-t"], env=env, capture_output=True, text=True)
     if r.returncode:
         print(f"{fname}: nats.conf of the ConfigMap does not parse: {r.stderr.strip()}"); bad += 1

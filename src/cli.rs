@@ -46,6 +46,10 @@ pub struct Global {
     /// NATS token.
     #[arg(long, env = "NATS_TOKEN", hide_env_values = true, global = true)]
     pub nats_token: Option<String>,
+    /// Seconds a NATS write or read that meets a stream leader change, a lost connection or an
+    /// unreachable stream is retried before it fails (well above a JetStream election's ~10 s).
+    #[arg(long, env = "NATS_RETRY_SECS", default_value_t = inventory_bus::DEFAULT_NATS_RETRY_BUDGET.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub nats_retry_secs: u64,
     /// Replicas of the INVENTORY stream when this process creates it (1 dev, 3 production).
     #[arg(long, env = "INVENTORY_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5), global = true)]
     pub stream_replicas: u8,

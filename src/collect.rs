@@ -69,6 +69,7 @@ pub async fn run(
     let opts = SweepOptions {
         max_delete_share: args.max_delete_share,
         force_deletions: args.force_deletions,
+        retry: crate::nats_config(global, "").retry,
         ..SweepOptions::default()
     };
     let (js, stream) =
@@ -179,7 +180,10 @@ pub async fn run_local(
     let client = inventory_bus::connect(&nats).await?;
     let js = async_nats::jetstream::new(client);
     let stream = inventory_bus::ensure_stream(&js, &stream).await?;
-    let opts = SweepOptions::default();
+    let opts = SweepOptions {
+        retry: nats.retry,
+        ..SweepOptions::default()
+    };
     let loops = collectors.iter().map(|source| {
         run_every(
             &js,

@@ -143,6 +143,9 @@ pub fn nats_config(global: &Global, name: &str) -> NatsConfig {
         password: global.nats_password.clone(),
         token: global.nats_token.clone(),
         name: name.to_owned(),
+        retry: inventory_bus::RetryPolicy::with_budget(std::time::Duration::from_secs(
+            global.nats_retry_secs,
+        )),
     }
 }
 

@@ -1,6 +1,9 @@
 //! NATS JetStream plumbing shared by the collectors, the projector and the API: connecting,
 //! ensuring the `INVENTORY` stream (DESIGN §4), conditional publishing and the two reads every
-//! part needs (newest event per subject, ordered replay from a sequence).
+//! part needs (newest event per subject, ordered replay from a sequence), and the one retry
+//! machinery ([`retry`]) every publish rides a stream leader change with ([`publish_settled`]).
+
+pub mod retry;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +14,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use inventory_schemas::{OutgoingEvent, CONTENT_TYPE, STREAM_NAME, STREAM_SUBJECTS};
 use tracing::{debug, info, warn};
+
+pub use retry::{Backoff, RetryPolicy, DEFAULT_NATS_RETRY_BUDGET};
 
 /// How to reach NATS. Secrets are never logged.
 #[derive(Clone, Default)]
@@ -26,6 +31,10 @@ pub struct NatsConfig {
     pub token: Option<String>,
     /// Client name shown in server monitoring.
     pub name: String,
+    /// How long a write or read that meets a leader change, a lost connection or an
+    /// unreachable stream is retried (`NATS_RETRY_SECS`, default
+    /// [`DEFAULT_NATS_RETRY_BUDGET`]).
+    pub retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for NatsConfig {
@@ -37,6 +46,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("name", &self.name)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -73,8 +83,17 @@ pub enum BusError {
     StreamMissing { waited: Duration, reason: String },
     #[error("publish to {subject} refused: the subject moved past sequence {expected} (another writer was first)")]
     Conflict { subject: String, expected: u64 },
+    /// Not stored: nothing took the publish (no responders or no stream for the subject while
+    /// a new stream leader is elected, a refused connection).
     #[error("publish to {subject} failed: {reason}")]
     Publish { subject: String, reason: String },
+    /// Perhaps stored: the publish was sent but its acknowledgement never came (a timeout, a
+    /// connection closed in between).
+    #[error("publish to {subject} unconfirmed: {reason}")]
+    Unconfirmed { subject: String, reason: String },
+    /// Refused for a reason retrying cannot change (a message larger than the server takes).
+    #[error("publish to {subject} refused: {reason}")]
+    Refused { subject: String, reason: String },
     #[error("reading {filter} failed: {reason}")]
     Read { filter: String, reason: String },
 }
@@ -86,15 +105,20 @@ pub enum ErrorKind {
     Config,
     /// A conditional write lost a race: re-read and re-diff.
     Conflict,
-    /// Network or server trouble: retry with backoff.
+    /// Network or server trouble, nothing written (a leader election, a lost connection): retry
+    /// with backoff.
     Transient,
+    /// A write whose outcome is unknown (sent, never acknowledged): read the subject's last
+    /// message back to learn whether it was stored before retrying it ([`publish_settled`]).
+    Unknown,
 }
 
 impl BusError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Connect { .. } => ErrorKind::Config,
+            Self::Connect { .. } | Self::Refused { .. } => ErrorKind::Config,
             Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::Unconfirmed { .. } => ErrorKind::Unknown,
             Self::Stream(_)
             | Self::StreamMissing { .. }
             | Self::Publish { .. }
@@ -323,18 +347,164 @@ pub async fn finish(
     Ok(ack.sequence)
 }
 
+/// The one place a publish failure is classified (see [`ErrorKind`]).
 fn publish_error(e: jetstream::context::PublishError, event: &OutgoingEvent) -> BusError {
     use jetstream::context::PublishErrorKind;
+    let subject = event.subject.clone();
+    let reason = e.to_string();
     match e.kind() {
         PublishErrorKind::WrongLastSequence => BusError::Conflict {
-            subject: event.subject.clone(),
+            subject,
             expected: event.prevseq.unwrap_or_default(),
         },
-        _ => BusError::Publish {
-            subject: event.subject.clone(),
-            reason: e.to_string(),
-        },
+        // "No responders" / no stream for the subject: no stream leader took it (an election).
+        PublishErrorKind::StreamNotFound => BusError::Publish { subject, reason },
+        PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::WrongLastMessageId => {
+            BusError::Refused { subject, reason }
+        }
+        // Sent, then a timeout or a closed connection (or an error we cannot place): it may
+        // have been stored.
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending
+        | PublishErrorKind::Other => BusError::Unconfirmed { subject, reason },
     }
+}
+
+/// What became of a publish retried by [`publish_settled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Stored at this stream sequence (by this attempt or an earlier one).
+    Stored(u64),
+    /// Refused: the subject moved past the expected sequence (another writer was first); the
+    /// caller re-reads and re-decides.
+    Conflict,
+}
+
+/// Publishes `event` until it is stored, refused by a racing writer, or `backoff`'s deadline
+/// passes (then the last error). `maybe_stored`: an earlier attempt's outcome is unknown.
+///
+/// Retried with the same `Nats-Msg-Id` when the publish meets no responders or no stream (a
+/// leader election), a timeout or a closed connection. An outcome that is unknown, and a
+/// `wrong last sequence` (perhaps the subject moved because an earlier attempt of this very
+/// event was stored), is resolved by reading the subject's last message back from the stream
+/// leader ([`resolve`]) before anything is published again: the same event is never stored twice,
+/// and a refusal is reported only when another writer really was first.
+pub async fn publish_settled(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    event: &OutgoingEvent,
+    backoff: Backoff,
+    maybe_stored: bool,
+) -> Result<Settled, BusError> {
+    use retry::Verdict;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let unknown = AtomicBool::new(maybe_stored);
+    let unknown = &unknown;
+    retry::retry(backoff, |attempt| async move {
+        if unknown.load(Ordering::Relaxed) {
+            match resolve(stream, event).await {
+                Ok(Some(settled)) => return Ok(settled),
+                Ok(None) => unknown.store(false, Ordering::Relaxed),
+                Err(e) => {
+                    warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "cannot read back a publish of unknown outcome; retrying");
+                    return Err(Verdict::retry(e));
+                }
+            }
+        }
+        let e = match publish(js, event).await {
+            Ok(seq) => return Ok(Settled::Stored(seq)),
+            Err(e) => e,
+        };
+        match e.kind() {
+            ErrorKind::Config => Err(Verdict::Fail(e)),
+            ErrorKind::Conflict => match resolve(stream, event).await {
+                Ok(Some(settled)) => Ok(settled),
+                // The leader refused it, yet reads the subject where the event expects it: a
+                // read racing an apply; decide again on the next attempt.
+                Ok(None) | Err(_) => {
+                    unknown.store(true, Ordering::Relaxed);
+                    Err(Verdict::retry(e))
+                }
+            },
+            ErrorKind::Unknown => {
+                warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "publish unconfirmed; reading back before retrying");
+                unknown.store(true, Ordering::Relaxed);
+                Err(Verdict::retry(e))
+            }
+            ErrorKind::Transient => {
+                warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "publish failed; retrying");
+                Err(Verdict::retry(e))
+            }
+        }
+    })
+    .await
+    .map_err(retry::GaveUp::into_error)
+}
+
+/// Whether `event` is stored, from the subject's newest message: `Some(Stored)` when that
+/// message is this event (same CloudEvents id, hence same `Nats-Msg-Id`), `Some(Conflict)` when
+/// the subject moved past the sequence the event expects, `None` when it is not stored and may
+/// be published (again).
+///
+/// The newest message is read with a direct get by subject ([`last_on_subject_direct`]), which
+/// every replica answers, also while a new leader is elected or a peer is down (creating a
+/// consumer is then often not answered for as long as the peer stays down). A replica that lags
+/// can only make this answer "not stored" or "moved" too early: the event is then published
+/// again with its `Nats-Msg-Id` (JetStream drops a stored copy as a duplicate, or refuses it as
+/// `wrong last sequence` and it is read back again), or reported as a conflict, which the caller
+/// resolves by re-reading and re-deciding — never a second copy. An event without an expected
+/// sequence (`sweep.completed`; a collector may not read its sweep subject) is not read back:
+/// published again with the same `Nats-Msg-Id`, a copy that was stored is dropped by JetStream's
+/// duplicate window.
+pub async fn resolve(
+    stream: &stream::Stream,
+    event: &OutgoingEvent,
+) -> Result<Option<Settled>, BusError> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    let Some(prev) = event.prevseq else {
+        return Ok(None);
+    };
+    let last = last_on_subject_direct(stream, &event.subject).await?;
+    if let Some(m) = &last {
+        let id = serde_json::from_slice::<Id<'_>>(&m.payload).ok();
+        if id.is_some_and(|i| i.id == event.id) {
+            debug!(subject = %event.subject, id = %event.id, seq = m.seq, "read back: the event is stored");
+            return Ok(Some(Settled::Stored(m.seq)));
+        }
+    }
+    Ok((last.as_ref().map_or(0, |m| m.seq) != prev).then_some(Settled::Conflict))
+}
+
+/// Runs a bus read until it succeeds, fails for a reason retrying cannot fix, or `backoff`'s
+/// deadline passes (a read that meets a leader election waits it out).
+pub async fn read_retrying<T, F, Fut>(
+    what: &str,
+    backoff: Backoff,
+    mut read: F,
+) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    retry::retry(backoff, |attempt| {
+        let fut = read();
+        async move {
+            fut.await.map_err(|e| match e.kind() {
+                ErrorKind::Transient | ErrorKind::Unknown => {
+                    warn!(what, attempt, error = %e, "read failed; retrying");
+                    retry::Verdict::retry(e)
+                }
+                ErrorKind::Config | ErrorKind::Conflict => retry::Verdict::Fail(e),
+            })
+        }
+    })
+    .await
+    .map_err(retry::GaveUp::into_error)
 }
 
 /// A message read from the stream.
@@ -404,6 +574,9 @@ fn consumer_name() -> String {
     format!("ordered-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Longest wait for one attempt at creating an ordered consumer (healthy: milliseconds).
+const CONSUMER_CREATE_WAIT: Duration = Duration::from_secs(3);
+
 async fn ordered(
     stream: &stream::Stream,
     filter: &str,
@@ -413,15 +586,35 @@ async fn ordered(
         filter: filter.to_owned(),
         reason,
     };
-    let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> = stream
-        .create_consumer(consumer::pull::OrderedConfig {
+    // While a peer of the stream is down, nats-server 2.9 leaves many consumer creations
+    // unanswered for as long as the peer stays down, while others succeed (measured: about
+    // 40 %): each attempt is given CONSUMER_CREATE_WAIT, and an unanswered one is retried
+    // within the default NATS retry budget.
+    let created = retry::retry(RetryPolicy::default().backoff(), |attempt| async move {
+        let config = consumer::pull::OrderedConfig {
             name: Some(consumer_name()),
             filter_subject: filter.to_owned(),
             deliver_policy,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| read_err(e.to_string()))?;
+        };
+        let unanswered = |reason: String| {
+            warn!(filter, attempt, error = %reason, "creating an ordered consumer was not answered; retrying");
+            retry::Verdict::retry(reason)
+        };
+        match tokio::time::timeout(CONSUMER_CREATE_WAIT, stream.create_consumer(config)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => match e.kind() {
+                stream::ConsumerErrorKind::TimedOut | stream::ConsumerErrorKind::Request => {
+                    Err(unanswered(e.to_string()))
+                }
+                _ => Err(retry::Verdict::Fail(e.to_string())),
+            },
+            Err(_) => Err(unanswered("timed out".to_owned())),
+        }
+    })
+    .await;
+    let mut consumer: consumer::Consumer<consumer::pull::OrderedConfig> =
+        created.map_err(|e| read_err(e.into_error()))?;
     let pending = consumer
         .info()
         .await
@@ -686,6 +879,19 @@ pub async fn last_on_subject(
             reason: e.to_string(),
         }),
     }
+}
+
+/// The newest message on `subject` as a replica has it (a direct get by subject,
+/// `$JS.API.DIRECT.GET.INVENTORY.<subject>`: any replica answers, so it works during a leader
+/// election; a replica may lag by the last few writes), or `None` when the subject has none.
+pub async fn last_on_subject_direct(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<Option<StoredMessage>, BusError> {
+    direct_result(
+        stream.direct_get_last_for_subject(subject).await,
+        subject.to_owned(),
+    )
 }
 
 /// The message stored at sequence `seq` (a direct get; the stream allows them), or `None` when

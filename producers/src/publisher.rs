@@ -1,54 +1,39 @@
 //! Publishing a sweep's writes: pipelined conditional publishes with a bounded number awaiting
-//! acknowledgement, retries with backoff for transient failures (safe: event ids are
-//! deterministic, so JetStream drops a duplicate of a publish that did land), and conflicts
-//! handed back to the caller to re-diff.
+//! acknowledgement; what fails is then retried one by one through the bus's one retry machinery
+//! ([`bus::publish_settled`]: full-jitter backoff within the `NATS_RETRY_SECS` budget, the same
+//! `Nats-Msg-Id`, an unknown outcome read back before it is published again), so a sweep rides
+//! through a stream leader change. Conflicts are handed back to the caller to re-diff.
 
-use std::time::Duration;
-
-use async_nats::jetstream;
+use async_nats::jetstream::{self, stream::Stream};
 use futures::stream::{FuturesUnordered, StreamExt};
-use inventory_bus::{self as bus, BusError, ErrorKind};
+use inventory_bus::{self as bus, BusError, ErrorKind, RetryPolicy};
 use inventory_schemas::OutgoingEvent;
-use tracing::warn;
+use tracing::{info, warn};
 
-/// How hard to try.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Retry {
-    /// Attempts in all (at least 1).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubles after each.
-    pub backoff: Duration,
+pub(crate) use inventory_bus::Settled as Outcome;
+
+/// How one pipelined first attempt ended, when it did not settle the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unsettled {
+    /// Not stored (no responders, no stream during an election): publish again.
+    NotStored,
+    /// Perhaps stored (timed out, connection closed): read back first.
+    Unknown,
 }
 
-impl Retry {
-    fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(6);
-        self.backoff
-            .saturating_mul(factor)
-            .min(Duration::from_secs(10))
-    }
-}
-
-/// The fate of each event of a batch, by index.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Stored at this stream sequence.
-    Stored(u64),
-    /// Refused: the subject moved past the expected sequence.
-    Conflict,
-}
-
-/// Publishes `events` pipelined, at most `max_in_flight` awaiting acknowledgement. Transient
-/// failures are retried one by one afterwards; the first event that still fails ends the batch
-/// with that error (events already stored stay stored; the rest are not attempted again).
+/// Publishes `events` pipelined, at most `max_in_flight` awaiting acknowledgement. What did
+/// not settle is retried one by one afterwards, all within one `retry` budget starting then;
+/// the first event that still fails ends the batch with that error (events already stored stay
+/// stored; the rest are not attempted again).
 pub(crate) async fn publish_batch(
     js: &jetstream::Context,
+    stream: &Stream,
     events: &[OutgoingEvent],
     max_in_flight: usize,
-    retry: Retry,
+    retry: RetryPolicy,
 ) -> Result<Vec<Outcome>, (Vec<Option<Outcome>>, BusError)> {
     let mut results: Vec<Option<Outcome>> = (0..events.len()).map(|_| None).collect();
-    let mut failed: Vec<usize> = Vec::new();
+    let mut failed: Vec<(usize, Unsettled)> = Vec::new();
     let mut in_flight = FuturesUnordered::new();
     for (i, event) in events.iter().enumerate() {
         if in_flight.len() >= max_in_flight.max(1) {
@@ -64,99 +49,76 @@ pub(crate) async fn publish_batch(
     while let Some((j, r)) = in_flight.next().await {
         settle(&mut results, &mut failed, j, r);
     }
-    failed.sort_unstable();
-    for i in failed {
-        match publish_with_retry(js, &events[i], retry).await {
+    if failed.is_empty() {
+        return Ok(collect(results));
+    }
+    failed.sort_unstable_by_key(|(i, _)| *i);
+    info!(
+        failed = failed.len(),
+        budget_s = retry.budget.as_secs(),
+        "retrying the publishes that did not settle"
+    );
+    let backoff = retry.backoff();
+    for (i, how) in failed {
+        match bus::publish_settled(js, stream, &events[i], backoff, how == Unsettled::Unknown).await
+        {
             Ok(outcome) => results[i] = Some(outcome),
             Err(e) => return Err((results, e)),
         }
     }
-    // Every index was settled above; were one not, treating it as a conflict makes the caller
-    // re-read and re-diff it, which is always safe.
-    Ok(results
+    Ok(collect(results))
+}
+
+/// Every index was settled; were one not, treating it as a conflict makes the caller re-read
+/// and re-diff it, which is always safe.
+fn collect(results: Vec<Option<Outcome>>) -> Vec<Outcome> {
+    results
         .into_iter()
         .map(|r| r.unwrap_or(Outcome::Conflict))
-        .collect())
+        .collect()
 }
 
 fn settle(
     results: &mut [Option<Outcome>],
-    failed: &mut Vec<usize>,
+    failed: &mut Vec<(usize, Unsettled)>,
     i: usize,
     r: Result<u64, BusError>,
 ) {
     match r {
         Ok(seq) => results[i] = Some(Outcome::Stored(seq)),
-        Err(e) if e.kind() == ErrorKind::Conflict => results[i] = Some(Outcome::Conflict),
-        Err(e) => {
-            warn!(error = %e, "publish failed; will retry");
-            failed.push(i);
-        }
+        Err(e) => match e.kind() {
+            ErrorKind::Conflict => results[i] = Some(Outcome::Conflict),
+            ErrorKind::Unknown => {
+                warn!(error = %e, "publish unconfirmed; will read back and retry");
+                failed.push((i, Unsettled::Unknown));
+            }
+            ErrorKind::Transient | ErrorKind::Config => {
+                warn!(error = %e, "publish failed; will retry");
+                failed.push((i, Unsettled::NotStored));
+            }
+        },
     }
 }
 
-/// Publishes one event, retrying transient failures with exponential backoff. A conflict is an
-/// outcome, not an error.
+/// Publishes one event within the `retry` budget. A conflict is an outcome, not an error.
 pub(crate) async fn publish_with_retry(
     js: &jetstream::Context,
+    stream: &Stream,
     event: &OutgoingEvent,
-    retry: Retry,
+    retry: RetryPolicy,
 ) -> Result<Outcome, BusError> {
-    let mut attempt = 1;
-    loop {
-        match bus::publish(js, event).await {
-            Ok(seq) => return Ok(Outcome::Stored(seq)),
-            Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Outcome::Conflict),
-            Err(e) if attempt >= retry.attempts.max(1) => return Err(e),
-            Err(e) => {
-                let wait = retry.delay(attempt);
-                warn!(subject = %event.subject, attempt, error = %e, wait_ms = wait.as_millis() as u64, "publish failed; retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-        }
-    }
+    bus::publish_settled(js, stream, event, retry.backoff(), false).await
 }
 
-/// Runs a bus read, retrying transient failures with the same backoff.
+/// Runs a bus read within the `retry` budget.
 pub(crate) async fn read_with_retry<T, F, Fut>(
     what: &str,
-    retry: Retry,
-    mut read: F,
+    retry: RetryPolicy,
+    read: F,
 ) -> Result<T, BusError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BusError>>,
 {
-    let mut attempt = 1;
-    loop {
-        match read().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt >= retry.attempts.max(1) || e.kind() != ErrorKind::Transient => {
-                return Err(e)
-            }
-            Err(e) => {
-                let wait = retry.delay(attempt);
-                warn!(what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "read failed; retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let r = Retry {
-            attempts: 5,
-            backoff: Duration::from_millis(200),
-        };
-        let waits: Vec<u128> = (1..=4).map(|a| r.delay(a).as_millis()).collect();
-        assert_eq!(waits, vec![200, 400, 800, 1600]);
-        assert_eq!(r.delay(30), Duration::from_secs(10));
-    }
+    bus::read_retrying(what, retry.backoff(), read).await
 }

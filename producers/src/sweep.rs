@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream::Stream};
 use chrono::{DateTime, Utc};
-use inventory_bus::{self as bus, BusError};
+use inventory_bus::{self as bus, BusError, RetryPolicy};
 use inventory_schemas::{
     encode_sweep, EventType, LastLink, Provenance, SchemaError, SweepCompleted, SweepCounts,
     SweepStatus,
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::diff::{self, Context, Guard, Intent, PlannedWrite};
-use crate::publisher::{self, Outcome, Retry};
+use crate::publisher::{self, Outcome};
 use crate::source::{provenance, Source};
 
 /// How a sweep behaves.
@@ -32,10 +32,9 @@ pub struct SweepOptions {
     pub force_deletions: bool,
     /// Publishes awaiting acknowledgement at once. Default 256.
     pub max_in_flight: usize,
-    /// Attempts of a read or publish that fails for a transient reason. Default 5.
-    pub attempts: u32,
-    /// Wait before the second attempt; doubles after each. Default 200 ms.
-    pub retry_backoff: Duration,
+    /// How long a read or publish that meets a stream leader change, a lost connection or an
+    /// unreachable stream is retried (`NATS_RETRY_SECS`; default 30 s, well above an election).
+    pub retry: RetryPolicy,
 }
 
 impl Default for SweepOptions {
@@ -44,18 +43,14 @@ impl Default for SweepOptions {
             max_delete_share: 0.5,
             force_deletions: false,
             max_in_flight: 256,
-            attempts: 5,
-            retry_backoff: Duration::from_millis(200),
+            retry: RetryPolicy::default(),
         }
     }
 }
 
 impl SweepOptions {
-    fn retry(&self) -> Retry {
-        Retry {
-            attempts: self.attempts,
-            backoff: self.retry_backoff,
-        }
+    fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     fn guard(&self) -> Guard {
@@ -163,7 +158,9 @@ impl SweepPlan {
         let mut conflicts_unresolved = 0;
         if self.failure.is_none() && !self.writes.is_empty() {
             let events: Vec<_> = self.writes.iter().map(|w| w.event.clone()).collect();
-            match publisher::publish_batch(js, &events, self.options.max_in_flight, retry).await {
+            match publisher::publish_batch(js, stream, &events, self.options.max_in_flight, retry)
+                .await
+            {
                 Ok(outcomes) => {
                     let writes = std::mem::take(&mut self.writes);
                     for (write, outcome) in writes.iter().zip(outcomes) {
@@ -179,14 +176,20 @@ impl SweepPlan {
                     }
                 }
                 Err((outcomes, e)) => {
+                    // Still failing after the whole retry budget: what was stored is counted,
+                    // the rest is left for the next sweep (it diffs again), and the sweep is
+                    // `partial`, not `failed`: what it recorded is true.
+                    let mut unrecorded = 0u64;
                     for (write, outcome) in self.writes.iter().zip(outcomes) {
-                        if let Some(Outcome::Stored(_)) = outcome {
-                            count(&mut self.counts, write.ty);
+                        match outcome {
+                            Some(Outcome::Stored(_)) => count(&mut self.counts, write.ty),
+                            _ => unrecorded += 1,
                         }
                     }
-                    self.failure = Some(format!(
-                        "publishing failed after {} attempts: {e}",
-                        retry.attempts
+                    self.notes.push(format!(
+                        "{unrecorded} of {} write(s) not recorded: NATS still failing after the {} s retry budget: {e}",
+                        self.writes.len(),
+                        retry.budget.as_secs()
                     ));
                 }
             }
@@ -196,7 +199,7 @@ impl SweepPlan {
                 "{conflicts_unresolved} write(s) lost a race with another writer twice"
             ));
         }
-        self.record(js, conflicts_retried, conflicts_unresolved)
+        self.record(js, stream, conflicts_retried, conflicts_unresolved)
             .await
     }
 
@@ -249,7 +252,7 @@ impl SweepPlan {
                 return false;
             }
         };
-        match publisher::publish_with_retry(js, &rewritten.event, retry).await {
+        match publisher::publish_with_retry(js, stream, &rewritten.event, retry).await {
             Ok(Outcome::Stored(_)) => {
                 count(&mut self.counts, rewritten.ty);
                 true
@@ -269,6 +272,7 @@ impl SweepPlan {
     async fn record(
         self,
         js: &jetstream::Context,
+        stream: &Stream,
         conflicts_retried: u64,
         conflicts_unresolved: u64,
     ) -> Result<SweepReport, SweepError> {
@@ -305,7 +309,7 @@ impl SweepPlan {
             duration,
         };
         let c = report.counts;
-        match publisher::publish_with_retry(js, &event, self.options.retry()).await {
+        match publisher::publish_with_retry(js, stream, &event, self.options.retry()).await {
             Ok(Outcome::Stored(seq)) => report.sweep_seq = seq,
             // Sweep events carry no expected sequence, so the server has no reason to refuse one.
             Ok(Outcome::Conflict) => {

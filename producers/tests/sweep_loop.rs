@@ -52,8 +52,7 @@ async fn the_loop_survives_a_broker_restart_and_loses_nothing() {
     })
     .unwrap();
     let opts = SweepOptions {
-        attempts: 2,
-        retry_backoff: Duration::from_millis(100),
+        retry: inventory_bus::RetryPolicy::with_budget(Duration::from_secs(1)),
         ..SweepOptions::default()
     };
     let cancel = CancellationToken::new();

@@ -69,6 +69,13 @@ pub struct RunOptions {
     pub tip_refresh: Duration,
 }
 
+/// A consumer that delivers nothing for this long while the stream holds newer events is
+/// replaced by a new one from the last event read. After its server dies, async-nats' ordered
+/// consumer can stay silent without an error (measured on nats-server 2.9.10 with a 3-node
+/// cluster, stream leader SIGKILLed while following live: minutes), so the projector does not
+/// wait for it.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(10);
+
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
@@ -422,6 +429,7 @@ async fn feed(
     tip_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let batch_max = opts.batch_max.max(1);
     'follow: loop {
+        let mut received_at = tokio::time::Instant::now();
         let mut messages =
             match inventory_bus::follow_marked(stream, STREAM_SUBJECTS, sent + 1).await {
                 Ok(m) => Box::pin(m),
@@ -475,6 +483,7 @@ async fn feed(
                             }
                         }
                         let msg = followed.message;
+                        received_at = tokio::time::Instant::now();
                         backoff = Duration::from_millis(100);
                         if msg.seq <= sent {
                             continue;
@@ -517,6 +526,11 @@ async fn feed(
                             if let Err(e) = identity::check_state(bound.created, &bound.described, sent, &state) {
                                 let _ = pending.send(true).await;
                                 return Err(e);
+                            }
+                            if state.last_seq > sent && received_at.elapsed() >= RESUBSCRIBE_AFTER {
+                                warn!(after = sent, stream_last_seq = state.last_seq, silent_s = received_at.elapsed().as_secs(), "the stream's consumer delivers nothing though the stream holds newer events; resubscribing from the last event read");
+                                pending.send(true).await?;
+                                continue 'follow;
                             }
                             status.send_modify(|st| {
                                 st.stream_last_seq = st.stream_last_seq.max(state.last_seq);

@@ -5,10 +5,17 @@
 //! declaration is compared by content hash, and a `discovered` or `changed` event is published
 //! with `Nats-Expected-Last-Subject-Sequence` = that event's sequence. A racing writer makes the
 //! server refuse it (409).
+//!
+//! Both the read and the publish ride through a stream leader change with the workspace's one
+//! retry machinery ([`inventory_bus::publish_settled`]), within a budget that ends before the
+//! request's own timeout ([`write_retry`]); when it runs out the answer is 503 with
+//! `Retry-After`, and the declaration may be sent again safely.
+
+use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::Utc;
-use inventory_bus::{BusError, ErrorKind};
+use inventory_bus::{BusError, RetryPolicy, Settled};
 use inventory_schemas::{
     decide_upsert, encode_asset, hash::asset_content_hash, Asset, AssetKey, AssetStatus, ChainLink,
     EventType, LastLink, Provenance,
@@ -29,13 +36,50 @@ pub struct Publisher {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: jetstream::stream::Stream,
+    retry: RetryPolicy,
 }
 
 impl Publisher {
-    /// A publisher on `client`, writing to `stream` (the `INVENTORY` stream).
+    /// A publisher on `client`, writing to `stream` (the `INVENTORY` stream), retrying within
+    /// [`write_retry`] of the defaults.
     pub fn new(client: async_nats::Client, stream: jetstream::stream::Stream) -> Self {
         let js = jetstream::new(client.clone());
-        Self { client, js, stream }
+        Self {
+            client,
+            js,
+            stream,
+            retry: write_retry(
+                RetryPolicy::default(),
+                crate::limits::Limits::DEFAULT_REQUEST_TIMEOUT,
+            ),
+        }
+    }
+
+    /// Retries a declaration's NATS read and publish with `retry` (see [`write_retry`]).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// What is left of a request's time for its answer once NATS writes give up.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// Longest wait for a lost NATS connection to come back (to another server of the cluster)
+/// before a declaration is answered 503 at once.
+const RECONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// The retry policy of API writes: `NATS_RETRY_SECS`, but ending [`ANSWER_MARGIN`] before the
+/// request's timeout (`INVENTORY_REQUEST_TIMEOUT`), and at least one second, so a client is
+/// answered 503 with `Retry-After` rather than 504.
+pub fn write_retry(nats: RetryPolicy, request_timeout: Duration) -> RetryPolicy {
+    let within = request_timeout
+        .saturating_sub(ANSWER_MARGIN)
+        .max(Duration::from_secs(1));
+    RetryPolicy {
+        budget: nats.budget.min(within),
+        ..nats
     }
 }
 
@@ -148,11 +192,22 @@ fn unavailable(e: &dyn std::fmt::Display) -> ServiceError {
     )
 }
 
-/// Reads the newest message of `subject` (`None`: the subject has none).
+/// Reads the newest message of `subject` (`None`: the subject has none), retrying within the
+/// publisher's budget.
 pub async fn read_last(publisher: &Publisher, subject: &str) -> Result<Option<Last>, ServiceError> {
-    let Some(msg) = inventory_bus::last_on_subject(&publisher.stream, subject)
-        .await
-        .map_err(|e| unavailable(&e))?
+    read_last_within(publisher, subject, publisher.retry.backoff()).await
+}
+
+async fn read_last_within(
+    publisher: &Publisher,
+    subject: &str,
+    backoff: inventory_bus::Backoff,
+) -> Result<Option<Last>, ServiceError> {
+    let Some(msg) = inventory_bus::read_retrying(subject, backoff, || {
+        inventory_bus::last_on_subject(&publisher.stream, subject)
+    })
+    .await
+    .map_err(|e| unavailable(&e))?
     else {
         return Ok(None);
     };
@@ -192,22 +247,47 @@ pub async fn publish_linked(
     asset: &Asset,
     prev: &ChainLink,
 ) -> Result<u64, ServiceError> {
+    publish_within(publisher, ty, asset, prev, publisher.retry.backoff()).await
+}
+
+async fn publish_within(
+    publisher: &Publisher,
+    ty: EventType,
+    asset: &Asset,
+    prev: &ChainLink,
+    backoff: inventory_bus::Backoff,
+) -> Result<u64, ServiceError> {
     let event = encode_asset(ty, asset, API_SOURCE, Utc::now(), prev).map_err(|e| {
         ServiceError::invalid_body("name", format!("cannot encode the endpoint: {e}"))
     })?;
-    inventory_bus::publish(&publisher.js, &event)
+    match inventory_bus::publish_settled(&publisher.js, &publisher.stream, &event, backoff, false)
         .await
-        .map_err(|e: BusError| match e.kind() {
-            ErrorKind::Conflict => ServiceError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "another writer changed {} after it was read (expected its last event at sequence {}); read it again and retry",
-                    event.key.as_deref().unwrap_or_default(),
-                    prev.prevseq
-                ),
+    {
+        Ok(Settled::Stored(seq)) => Ok(seq),
+        Ok(Settled::Conflict) => Err(ServiceError::new(
+            ErrorCode::Conflict,
+            format!(
+                "another writer changed {} after it was read (expected its last event at sequence {}); read it again and retry",
+                event.key.as_deref().unwrap_or_default(),
+                prev.prevseq
             ),
-            _ => unavailable(&e),
-        })
+        )),
+        Err(e) => Err(unavailable(&e as &BusError)),
+    }
+}
+
+/// Waits up to [`RECONNECT_GRACE`] for the NATS connection (a client whose server died moves to
+/// another of the cluster within milliseconds); `false` when it is still down.
+async fn connected(client: &async_nats::Client) -> bool {
+    use async_nats::connection::State;
+    let until = tokio::time::Instant::now() + RECONNECT_GRACE;
+    while client.connection_state() != State::Connected {
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
 }
 
 /// Declares a monitoring endpoint on behalf of `principal` (a writer).
@@ -223,16 +303,18 @@ pub async fn declare(
             "this replica has no NATS connection for writes",
         )
     })?;
-    if publisher.client.connection_state() != async_nats::connection::State::Connected {
+    if !connected(&publisher.client).await {
         return Err(unavailable(&"not connected"));
     }
+    // One budget for the read and the publish.
+    let backoff = publisher.retry.backoff();
     let key: AssetKey = asset
         .key()
         .map_err(|e| ServiceError::invalid_body("name", e.to_string()))?;
     let subject = key.subject();
     let hash = asset_content_hash(&asset)
         .map_err(|e| ServiceError::internal("hashing the endpoint", &e))?;
-    let last = read_last(publisher, &subject).await?;
+    let last = read_last_within(publisher, &subject, backoff).await?;
     let link = last.as_ref().map(|l| &l.link);
     check_owner(&key, link)?;
     let data = serde_json::to_value(&asset)
@@ -252,7 +334,7 @@ pub async fn declare(
             data,
         });
     };
-    let seq = publish_linked(publisher, ty, &asset, &prev).await?;
+    let seq = publish_within(publisher, ty, &asset, &prev, backoff).await?;
     info!(key = %key, seq, prevseq = prev.prevseq, event = ty.short(), principal = %principal.id, "endpoint declared");
     Ok(Declared {
         key: key.to_string(),
@@ -288,6 +370,23 @@ mod tests {
             role: Role::Writer,
             id: "token:0123abcd".into(),
         }
+    }
+
+    #[test]
+    fn api_writes_give_up_before_the_request_times_out() {
+        let nats = RetryPolicy::with_budget(Duration::from_secs(30));
+        assert_eq!(
+            write_retry(nats, Duration::from_secs(30)).budget,
+            Duration::from_secs(25)
+        );
+        assert_eq!(
+            write_retry(nats, Duration::from_secs(600)).budget,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            write_retry(nats, Duration::from_secs(2)).budget,
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

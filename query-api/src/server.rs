@@ -138,7 +138,12 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
 
     let server_stop = CancellationToken::new();
     let mut state = AppState::new(pool, status_rx, cfg.tokens)
-        .with_publisher(Publisher::new(client, stream))
+        .with_publisher(
+            Publisher::new(client, stream).with_retry(crate::declare::write_retry(
+                cfg.nats.retry,
+                cfg.limits.request_timeout,
+            )),
+        )
         .with_sweep_interval(cfg.sweep_interval)
         .with_feed(cfg.feed)
         .with_limits(cfg.limits)

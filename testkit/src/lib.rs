@@ -3,8 +3,10 @@
 //! drop. Tests never use a server that was already running on the machine.
 //!
 //! Binaries are found on `PATH` (`make test` installs them from Debian's packages), or at
-//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`. [`corpus`] builds realistic events for benchmarks.
+//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`. [`corpus`] builds realistic events for benchmarks;
+//! [`cluster`] runs a 3-node JetStream cluster whose nodes can be killed and restarted.
 
+pub mod cluster;
 pub mod corpus;
 
 use std::io::{Read, Write};
@@ -89,13 +91,19 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments (e.g. `-c FILE`).
     pub fn start_with_args(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts a server listening for clients on `port` (e.g. one of [`free_port`] that a
+    /// cluster's other nodes must know in advance), with extra arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("inventory-nats-")
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port,
             dir,
             extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -151,7 +159,21 @@ impl NatsServer {
         }
     }
 
-    /// Restarts the server on the same port with the same store (a broker restart).
+    /// Kills the server with SIGKILL (a crash: nothing is flushed), keeping its store.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the server process is running (neither stopped nor killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Restarts the server on the same port with the same store (a broker restart); after
+    /// [`NatsServer::stop`] or [`NatsServer::kill`], starts it again.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
