@@ -17,13 +17,13 @@ OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
+.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-collectors schemas deps system-deps duckdb oha py-deps build release local lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: system-deps duckdb release ## run the whole pipeline locally (NATS, Prometheus, API on 127.0.0.1:8080, collectors)
-	$(CARGO_TARGET_DIR)/release/inventory up
+run: system-deps duckdb local ## run the whole pipeline locally (NATS, Prometheus, API on 127.0.0.1:8080, collectors)
+	$(CARGO_TARGET_DIR)/local/inventory up
 
 test: system-deps duckdb py-deps ## run every test (fmt, clippy, unit, HTTP, integration with real NATS/Prometheus, interop)
 	cargo fmt --all --check
@@ -59,6 +59,10 @@ schemas: duckdb ## regenerate schemas/json from the Rust types
 
 release: duckdb
 	cargo build --release --bin inventory
+
+# `make run`'s build: the `local` profile (Cargo.toml), quicker to build cold than `release`.
+local: duckdb
+	cargo build --profile local --bin inventory
 
 build: duckdb
 	cargo build --workspace --all-targets
