@@ -104,3 +104,84 @@ pub async fn get(
         seq,
     })
 }
+
+/// How many assets of a listing ([`list`]'s filter, now or `as_of`) there are per provider,
+/// kind and status: the console's facets. Counts come from the folded state (now) or the
+/// versions index (past views), so no asset document is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FacetCounts {
+    /// Assets matching the whole filter.
+    pub total: u64,
+    pub provider: std::collections::BTreeMap<String, u64>,
+    pub kind: std::collections::BTreeMap<String, u64>,
+    pub status: std::collections::BTreeMap<String, u64>,
+}
+
+impl FacetCounts {
+    fn add(&mut self, provider: &str, kind: &str, status: &str) {
+        self.total += 1;
+        for (map, v) in [
+            (&mut self.provider, provider),
+            (&mut self.kind, kind),
+            (&mut self.status, status),
+        ] {
+            *map.entry(v.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// The facet counts of the assets [`list`] would page through with `filter` (every page).
+pub async fn facets(
+    state: &AppState,
+    filter: AssetFilter,
+    as_of: Option<Point>,
+) -> Result<FacetCounts, ServiceError> {
+    let q = AssetQuery {
+        provider: filter.provider,
+        kinds: filter.kind.into_iter().collect(),
+        status: filter.status.map(|s| s.as_str().to_owned()),
+        name_contains: filter.name,
+        include_deleted: filter.include_deleted,
+        after: None,
+        limit: u32::MAX,
+    };
+    match as_of {
+        // Walks the matching part of the estate: off the executor.
+        None => {
+            let snap = state.pool.snapshot();
+            Ok(state
+                .pool
+                .blocking(move || {
+                    let m = q.matcher();
+                    let mut counts = FacetCounts::default();
+                    for (_, c) in snap.keys(&q).filter(|(_, c)| m.state(&c.state)) {
+                        counts.add(&c.state.provider, &c.state.kind, &c.state.status);
+                    }
+                    counts
+                })
+                .await?)
+        }
+        Some(p) => state
+            .pool
+            .run_at(move |conn, snap| {
+                let at = match resolve_point(conn, snap, "as_of", p) {
+                    Ok(at) => at,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let m = q.matcher();
+                let versions = snap.versions();
+                let mut counts = FacetCounts::default();
+                for (k, c) in snap.keys(&q) {
+                    let Some(v) = versions.at(k, at) else {
+                        continue;
+                    };
+                    if versions.matches(&m, &v) {
+                        counts.add(&c.state.provider, &c.state.kind, versions.status(&v));
+                    }
+                }
+                Ok(Ok(counts))
+            })
+            .await?
+            .map_err(PointError::into_service),
+    }
+}
