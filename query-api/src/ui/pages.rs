@@ -393,6 +393,9 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
             @if let Some(u) = &d.url { dt { "URL" } dd { (u) } }
             dt { "Source" } dd { code { (d.source) } }
         }
+        @if let Some((old, new)) = compare {
+            (version_diff(old, new))
+        }
         section aria-labelledby="labels-h" {
             h2 #labels-h { "Labels" }
             @if d.labels.is_empty() { p { "No labels." } }
@@ -419,9 +422,6 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         details.doc {
             summary { "Provenance" }
             pre { code { (pretty(data.get("provenance").unwrap_or(&Value::Null))) } }
-        }
-        @if let Some((old, new)) = compare {
-            (version_diff(old, new))
         }
         section aria-labelledby="timeline-h" {
             h2 #timeline-h { "Timeline" }
