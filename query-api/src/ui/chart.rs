@@ -119,7 +119,9 @@ pub(crate) fn render(points: &[Point]) -> Markup {
     let start = first.timestamp() - first.timestamp().rem_euclid(size);
     let end = last.timestamp() - last.timestamp().rem_euclid(size);
     let buckets = (end - start) / size + 1;
-    let bar = (WIDTH / buckets).max(1);
+    // At most 40 units a bar: a short window is a few bars, not one bar across the chart.
+    let bar = (WIDTH / buckets).clamp(1, 40);
+    let right = (buckets * bar).min(WIDTH);
     let counts = count(points, size);
     html! {
         div.chart #chart {
@@ -143,7 +145,9 @@ pub(crate) fn render(points: &[Point]) -> Markup {
                         }
                         line x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) class="axis" {}
                         text x="0" y=(HEIGHT + 12) class="tick" { (label(start, size)) }
-                        text x=(WIDTH) y=(HEIGHT + 12) class="tick end" { (label(end, size)) }
+                        @if buckets > 1 {
+                            text x=(right) y=(HEIGHT + 12) class="tick end" { (label(end, size)) }
+                        }
                     }
                     details {
                         summary { "As a table" }
