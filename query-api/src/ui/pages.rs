@@ -371,7 +371,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         }
         _ => None,
     };
-    let chain = chain_links(&hist.body.items);
+    let chain = chain_check(&hist.body.items);
     let markup = html! {
         nav.breadcrumb aria-label="Breadcrumb" {
             ol {
@@ -405,14 +405,16 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         }
         section aria-labelledby="integrity-h" {
             h2 #integrity-h { "Integrity" }
-            p id="chain-status" class=(if chain.is_ok() { "ok" } else { "bad" }) {
+            p id="chain-status" class=(if matches!(chain, ChainCheck::Verified(_)) { "ok" } else { "bad" }) {
                 @match &chain {
-                    Ok(n) => { "Per-asset chain: " (n) " events, each naming the one before it (prevseq). " }
-                    Err(seq) => { "Per-asset chain: broken at seq " (seq) " (its prevseq does not name the event before it). " }
+                    ChainCheck::Verified(n) => { "Per-asset chain: verified over " (n) " versions (each names the one before it and its chain hash recomputes). " }
+                    ChainCheck::Broken { seq, reason } => { "Per-asset chain: broken at seq " (seq) " (" (reason) "). " }
                 }
                 "Newest chain hash " code title=(d.chainhash) { (short(&d.chainhash)) } ". "
-                "The chain hashes and the stream's signed checkpoints are verified by "
-                code { "inventory verify" } "; the API does not expose their status yet."
+            }
+            p #checkpoint-status {
+                "The stream's signed checkpoints (which make the chains unforgeable) are not checked here: run "
+                code { "inventory verify --checkpoints" } " with the checkpoint public key."
             }
         }
         details.doc open {
@@ -478,16 +480,54 @@ fn provider_pairs(provider: &str, as_of: Option<&str>) -> Vec<(String, String)> 
     pairs
 }
 
-/// Whether each version names the one before it (`Ok`: how many), newest first in `items`.
-fn chain_links(items: &[ChangeDoc]) -> Result<usize, u64> {
-    let mut oldest_first: Vec<&ChangeDoc> = items.iter().collect();
-    oldest_first.reverse();
-    for pair in oldest_first.windows(2) {
-        if pair[1].prevseq != pair[0].seq {
-            return Err(pair[1].seq);
+/// What the asset page found checking an asset's chain over the versions it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ChainCheck {
+    /// Every version names the one before it and its chain hash is
+    /// `chain_hash(previous chain hash, contenthash, type)`: how many versions.
+    Verified(usize),
+    /// The first version (oldest first) that does not: its sequence and why.
+    Broken { seq: u64, reason: &'static str },
+}
+
+/// Follows the asset's chain over `items` (newest first, as the history returns them) with the
+/// one chain rule `inventory verify` applies ([`inventory_schemas::hash::chain_hash`]). The
+/// oldest version shown links to an event outside the page (the timeline is bounded) or to a
+/// message that is not an event of the asset: its chain hash is taken as given, as `verify`
+/// does for a chain anchored before its window.
+fn chain_check(items: &[ChangeDoc]) -> ChainCheck {
+    use inventory_schemas::{hash::chain_hash, EventType};
+    let mut previous: Option<&ChangeDoc> = None;
+    for v in items.iter().rev() {
+        let Some(ty) = EventType::from_short(&v.ty) else {
+            return ChainCheck::Broken {
+                seq: v.seq,
+                reason: "its type is not an asset event's",
+            };
+        };
+        let prev_chain = match previous {
+            Some(p) if v.prevseq != p.seq => {
+                return ChainCheck::Broken {
+                    seq: v.seq,
+                    reason: "its prevseq does not name the version before it",
+                }
+            }
+            Some(p) => Some(p.chainhash.as_str()),
+            None if v.prevseq == 0 => Some(""),
+            None => None,
+        };
+        if let Some(prev_chain) = prev_chain {
+            if chain_hash(prev_chain, &v.contenthash, ty) != v.chainhash {
+                return ChainCheck::Broken {
+                    seq: v.seq,
+                    reason:
+                        "its chain hash is not sha256(previous chain hash ‖ contenthash ‖ type)",
+                };
+            }
         }
+        previous = Some(v);
     }
-    Ok(items.len())
+    ChainCheck::Verified(items.len())
 }
 
 /// Two versions side by side: each operation of the JSON Patch from the older to the newer,
@@ -841,11 +881,12 @@ mod tests {
     }
 
     #[test]
-    fn chain_links_find_the_break() {
-        let v = |seq, prevseq| ChangeDoc {
+    fn chain_check_verifies_and_finds_the_break() {
+        use inventory_schemas::{hash::chain_hash, EventType};
+        let v = |seq, prevseq, ty: EventType, content: &str, chain: String| ChangeDoc {
             seq,
             prevseq,
-            ty: "changed".into(),
+            ty: ty.short().into(),
             key: "aws/account/1".into(),
             time: DateTime::<Utc>::MIN_UTC,
             recorded_at: DateTime::<Utc>::MIN_UTC,
@@ -853,13 +894,44 @@ mod tests {
             status: String::new(),
             source: String::new(),
             event_id: String::new(),
-            contenthash: String::new(),
-            chainhash: String::new(),
+            contenthash: content.into(),
+            chainhash: chain,
             patch: None,
             provenance: None,
             data: Value::Null,
         };
-        assert_eq!(chain_links(&[v(9, 4), v(4, 1), v(1, 0)]), Ok(3));
-        assert_eq!(chain_links(&[v(9, 3), v(4, 1), v(1, 0)]), Err(9));
+        let (d, c) = (EventType::Discovered, EventType::Changed);
+        let h1 = chain_hash("", "c1", d);
+        let h4 = chain_hash(&h1, "c2", c);
+        let h9 = chain_hash(&h4, "c3", c);
+        let good = [
+            v(9, 4, c, "c3", h9.clone()),
+            v(4, 1, c, "c2", h4.clone()),
+            v(1, 0, d, "c1", h1.clone()),
+        ];
+        assert_eq!(chain_check(&good), ChainCheck::Verified(3));
+        // A bounded timeline: the oldest shown version's link is taken as given.
+        assert_eq!(chain_check(&good[..2]), ChainCheck::Verified(2));
+        // A tampered content hash (the chain hash left as it was) breaks the chain there.
+        let mut tampered = good.clone();
+        tampered[1].contenthash = "forged".into();
+        assert!(matches!(
+            chain_check(&tampered),
+            ChainCheck::Broken { seq: 4, .. }
+        ));
+        // A forged chain hash breaks it too.
+        let mut forged = good.clone();
+        forged[0].chainhash = chain_hash("", "c3", c);
+        assert!(matches!(
+            chain_check(&forged),
+            ChainCheck::Broken { seq: 9, .. }
+        ));
+        // A prevseq that skips a version.
+        let mut skipped = good.clone();
+        skipped[0].prevseq = 3;
+        assert!(matches!(
+            chain_check(&skipped),
+            ChainCheck::Broken { seq: 9, .. }
+        ));
     }
 }
