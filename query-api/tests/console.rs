@@ -11,6 +11,7 @@ use common::{asset, json, Fixture};
 use inventory_query_api::{Role, TokenSet};
 use inventory_schemas::{AssetStatus, SweepStatus};
 use poem::test::TestClient;
+use serde_json::Value;
 
 /// a1 discovered (1), a2 discovered (2), a1 renamed and labelled (3), a2 deleted (4),
 /// p1 discovered (5), a1 suspended (6); one fresh and one stale sweep (7, 8).
@@ -364,4 +365,279 @@ async fn the_api_routes_are_unchanged_beside_the_console() {
     assert!(metrics.contains("route=\"/ui/asset\""), "{metrics}");
     assert!(!metrics.contains("aws/account/111"));
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Six accounts over two org units, labelled by team and owner; one deleted.
+fn labelled_estate() -> Fixture {
+    let mut f = Fixture::new();
+    for (id, ou, team, owner) in [
+        ("100000000001", "ou-prod", "payments", "ana"),
+        ("100000000002", "ou-prod", "payments", "bo"),
+        ("100000000003", "ou-prod", "search", "ana"),
+        ("100000000004", "ou-production", "payments", "cy"),
+        ("100000000005", "ou-dev", "search", "bo"),
+        ("100000000006", "ou-dev", "payments", "bo"),
+    ] {
+        let mut a = asset(
+            "aws",
+            "account",
+            id,
+            &format!("acct-{id}"),
+            AssetStatus::Active,
+        );
+        a.org_path = vec!["o-root".into(), ou.into()];
+        a.labels = [
+            ("team".to_owned(), team.to_owned()),
+            ("owner".to_owned(), owner.to_owned()),
+        ]
+        .into();
+        f.put(&a);
+        if id == "100000000006" {
+            f.delete(&a);
+        }
+    }
+    f
+}
+
+fn facet<'a>(facets: &'a Value, name: &str) -> Vec<(&'a str, u64)> {
+    let list = facets[name]["values"].as_array().unwrap_or_else(|| {
+        facets[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {facets}"))
+    });
+    list.iter()
+        .map(|v| (v["value"].as_str().unwrap(), v["count"].as_u64().unwrap()))
+        .collect()
+}
+
+async fn listed(c: &TestClient<impl poem::Endpoint>, query: &str) -> Vec<String> {
+    let (status, _, body) = json(
+        c.get(format!("/api/v1/assets?limit=1000&{query}"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn label_and_org_path_facets_count_what_the_listing_lists() {
+    let f = labelled_estate();
+    let c = f.client();
+    for filter in [
+        "",
+        "label=owner:bo",
+        "org_path=o-root/ou-prod",
+        "provider=aws&label=team:payments",
+    ] {
+        let (status, _, facets) = json(
+            c.get(format!("/api/v1/assets/facets?{filter}"))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{filter}: {facets}");
+        let total = facets["total"].as_u64().unwrap();
+        assert_eq!(total, listed(&c, filter).await.len() as u64, "{filter}");
+        // Each label and org path count is the length of the listing filtered on it too.
+        for (name, param) in [("labels", "label"), ("org_path", "org_path")] {
+            if filter.contains(param) {
+                continue; // one label and one org path per query
+            }
+            for (value, count) in facet(&facets, name) {
+                let narrowed = format!("{filter}&{param}={value}");
+                assert_eq!(
+                    listed(&c, &narrowed).await.len() as u64,
+                    count,
+                    "{narrowed}"
+                );
+            }
+        }
+    }
+    let (_, _, all) = json(c.get("/api/v1/assets/facets").send().await).await;
+    assert_eq!(all["total"], 5, "the deleted one is not counted: {all}");
+    assert_eq!(
+        facet(&all, "labels"),
+        [
+            ("team:payments", 3),
+            ("owner:ana", 2),
+            ("owner:bo", 2),
+            ("team:search", 2),
+            ("owner:cy", 1),
+        ]
+    );
+    assert_eq!(
+        facet(&all, "org_path"),
+        [
+            ("o-root", 5),
+            ("o-root/ou-prod", 3),
+            ("o-root/ou-dev", 1),
+            ("o-root/ou-production", 1)
+        ]
+    );
+    // An org path prefix is whole segments: ou-prod is not ou-production.
+    assert_eq!(
+        listed(&c, "org_path=o-root/ou-prod/").await,
+        [
+            "aws/account/100000000001",
+            "aws/account/100000000002",
+            "aws/account/100000000003"
+        ]
+    );
+    assert_eq!(
+        listed(&c, "label=team:payments&org_path=o-root/ou-prod").await,
+        ["aws/account/100000000001", "aws/account/100000000002"]
+    );
+    // Past views hold no labels: the facets say so, the filters are refused.
+    let (status, _, past) = json(c.get("/api/v1/assets/facets?as_of=seq:3").send().await).await;
+    assert_eq!(status, 200, "{past}");
+    assert!(
+        past["labels"].is_null() && past["org_path"].is_null(),
+        "{past}"
+    );
+    assert_eq!(
+        (past["total"].as_u64(), past["as_of_seq"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let refused = common::problem(c.get("/api/v1/assets?label=team").send().await, 400).await;
+    assert_eq!(refused["parameter"], "label", "{refused}");
+    // The console's label facet narrows the list.
+    let page = ok(&c, "/ui/f/inventory").await;
+    assert!(
+        page.contains("data-facet=\"label\" data-value=\"team:search\">team:search (<span class=\"count\">2</span>)"),
+        "{page}"
+    );
+    let search = ok(&c, "/ui/f/inventory?label=team:search").await;
+    assert!(search.contains("id=\"total\">2<"), "{search}");
+    assert!(!search.contains("acct-100000000001"), "{search}");
+    let past = ok(&c, "/ui/f/inventory?as_of=seq:3").await;
+    assert!(past.contains("id=\"tags-note\""), "{past}");
+}
+
+#[tokio::test]
+async fn past_views_filter_on_the_labels_and_org_path_of_then() {
+    let mut f = labelled_estate();
+    let mut two = asset(
+        "aws",
+        "account",
+        "100000000002",
+        "acct-100000000002",
+        AssetStatus::Active,
+    );
+    two.org_path = vec!["o-root".into(), "ou-dev".into()];
+    two.labels = [("team".to_owned(), "search".to_owned())].into();
+    let moved = f.put(&two);
+    let c = f.client();
+    let before = format!("as_of=seq:{}", moved - 1);
+    assert_eq!(
+        listed(
+            &c,
+            &format!("label=team:payments&org_path=o-root/ou-prod&{before}")
+        )
+        .await,
+        ["aws/account/100000000001", "aws/account/100000000002"]
+    );
+    assert_eq!(
+        listed(&c, "label=team:payments&org_path=o-root/ou-prod").await,
+        ["aws/account/100000000001"]
+    );
+    assert_eq!(
+        listed(&c, &format!("label=team:payments&{before}")).await,
+        [
+            "aws/account/100000000001",
+            "aws/account/100000000002",
+            "aws/account/100000000004"
+        ]
+    );
+    // A page of one skips the candidates whose document then does not match.
+    let (_, _, page) = json(
+        c.get(format!("/api/v1/assets?label=team:search&{before}&limit=1&cursor=YXdzL2FjY291bnQvMTAwMDAwMDAwMDAx"))
+            .send()
+            .await,
+    )
+    .await;
+    // (002's version then is read from its record: team:payments, skipped.)
+    assert_eq!(
+        page["items"][0]["key"], "aws/account/100000000003",
+        "{page}"
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    let (_, _, past) = json(
+        c.get(format!(
+            "/api/v1/assets/facets?label=team:payments&{before}"
+        ))
+        .send()
+        .await,
+    )
+    .await;
+    assert_eq!(past["total"], 3, "{past}");
+    assert!(past["labels"].is_null(), "{past}");
+}
+
+#[tokio::test]
+async fn search_finds_a_bare_native_id() {
+    let f = labelled_estate();
+    let c = f.client();
+    assert_eq!(
+        listed(&c, "name=100000000003").await,
+        ["aws/account/100000000003"]
+    );
+    assert_eq!(
+        listed(&c, "name=AWS/account/100000000004").await,
+        ["aws/account/100000000004"]
+    );
+    // A part of an id is not an id (the name still matches substrings).
+    assert_eq!(
+        listed(&c, "name=0000000003").await,
+        ["aws/account/100000000003"]
+    );
+    assert!(listed(&c, "name=00000003x").await.is_empty());
+    // As of a past point too.
+    assert_eq!(
+        listed(&c, "name=100000000001&as_of=seq:1").await,
+        ["aws/account/100000000001"]
+    );
+    let page = ok(&c, "/ui/f/inventory?q=100000000005").await;
+    assert!(
+        page.contains("id=\"total\">1<") && page.contains("acct-100000000005"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_asset_page_verifies_the_chain_and_names_a_forged_link() {
+    let mut f = labelled_estate();
+    let mut a = asset(
+        "aws",
+        "account",
+        "100000000001",
+        "renamed",
+        AssetStatus::Active,
+    );
+    a.org_path = vec!["o-root".into(), "ou-prod".into()];
+    let good = f.put(&a);
+    let c = f.client();
+    let page = ok(&c, "/ui/f/asset?key=aws/account/100000000001").await;
+    assert!(page.contains("id=\"chain-status\" class=\"ok\""), "{page}");
+    assert!(page.contains("verified over 2 versions"), "{page}");
+    assert!(page.contains("inventory verify --checkpoints"), "{page}");
+    a.name = "forged".into();
+    let forged = f.put_forged_link(&a);
+    let c = f.client();
+    let page = ok(&c, "/ui/f/asset?key=aws/account/100000000001").await;
+    assert!(page.contains("id=\"chain-status\" class=\"bad\""), "{page}");
+    assert!(page.contains(&format!("broken at seq {forged}")), "{page}");
+    // The version before the forged one still verifies.
+    let then = ok(
+        &c,
+        &format!("/ui/f/asset?key=aws/account/100000000001&as_of=seq:{good}"),
+    )
+    .await;
+    assert!(then.contains("class=\"ok\""), "{then}");
 }

@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::{chart, encode, Ctx, Query};
 use crate::cursor;
 use crate::model::{AssetDoc, ChangeDoc, ChangeType, DiffChange, StatusFilter};
-use crate::params::{Flag, KeyCursor, Limit, NameFilter, OptionalPoint, SeqCursor, Word};
+use crate::params::{
+    Flag, KeyCursor, LabelFilter, Limit, NameFilter, OptionalPoint, SeqCursor, Word,
+};
 use crate::patch::asset_patch;
 use crate::problem::{ErrorCode, ServiceError};
 use crate::service::assets::{self, AssetFilter};
@@ -84,6 +86,8 @@ struct InventoryQuery {
 impl InventoryQuery {
     fn parse(q: &Query) -> Result<Self, ServiceError> {
         let text: NameFilter = q.get("q")?;
+        let label: LabelFilter = q.get("label")?;
+        let org_path: NameFilter = q.get("org_path")?;
         let provider: Word = q.get("provider")?;
         let kind: Word = q.get("kind")?;
         let status: Option<StatusFilter> = q.get("status")?;
@@ -101,6 +105,8 @@ impl InventoryQuery {
                 kind: kind.0,
                 status,
                 name: text.clone(),
+                label: label.0,
+                org_path: org_path.0,
                 include_deleted: include_deleted.0,
             },
             text,
@@ -122,6 +128,8 @@ impl InventoryQuery {
         put("kind", self.filter.kind.as_deref());
         put("status", self.filter.status.map(|s| s.as_str()));
         put("name", self.text.as_deref());
+        put("label", self.filter.label.as_deref());
+        put("org_path", self.filter.org_path.as_deref());
         put(
             "include_deleted",
             self.filter.include_deleted.then_some("true"),
@@ -152,7 +160,10 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
         _ => None,
     };
     let body = &page.body;
-    let facet = |name: &'static str, label: &str, counts: &BTreeMap<String, u64>| {
+    let all = |m: &BTreeMap<String, u64>| -> Vec<(String, u64)> {
+        m.iter().map(|(k, n)| (k.clone(), *n)).collect()
+    };
+    let facet = |name: &'static str, label: &str, counts: &[(String, u64)], more: u64| {
         let selected = q.raw(name).filter(|v| !v.is_empty());
         html! {
             section.facet aria-labelledby={"facet-" (name)} {
@@ -173,6 +184,7 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
                         }
                     }
                     @if counts.is_empty() { li { "none" } }
+                    @if more > 0 { li.more { (more) " more (the " (assets::FACET_TOP) " most frequent shown)" } }
                 }
             }
         }
@@ -181,12 +193,12 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
     let markup = html! {
         h1 { "Inventory" }
         form.search method="get" action="/" role="search" aria-label="Search the inventory" {
-            @for (k, v) in q.pairs().iter().filter(|(k, _)| matches!(k.as_str(), "provider" | "kind" | "status" | "as_of" | "limit")) {
+            @for (k, v) in q.pairs().iter().filter(|(k, _)| matches!(k.as_str(), "provider" | "kind" | "status" | "label" | "org_path" | "as_of" | "limit")) {
                 input type="hidden" name=(k) value=(v);
             }
-            label for="q" { "Name or key" }
+            label for="q" { "Name, id or key" }
             input #q type="search" name="q" value=[iq.text.as_deref()] maxlength="256"
-                placeholder="e.g. payments or aws/account/123456789012";
+                placeholder="e.g. payments, 123456789012 or aws/account/123456789012";
             label.check {
                 input #include_deleted type="checkbox" name="include_deleted" value="true"
                     checked[iq.filter.include_deleted];
@@ -200,9 +212,16 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
         div.inventory {
             aside.facets aria-label="Facets" {
                 p.total { strong #total { (facets.total) } " assets match" }
-                (facet("provider", "Provider", &facets.provider))
-                (facet("kind", "Kind", &facets.kind))
-                (facet("status", "Status", &facets.status))
+                (facet("provider", "Provider", &all(&facets.provider), 0))
+                (facet("kind", "Kind", &all(&facets.kind), 0))
+                (facet("status", "Status", &all(&facets.status), 0))
+                @match (&facets.org_path, &facets.labels) {
+                    (Some(org), Some(labels)) => {
+                        (facet("org_path", "Org path", &org.values, org.more))
+                        (facet("label", "Labels", &labels.values, labels.more))
+                    }
+                    _ => { p.note #tags-note { "Org path and label facets: current view only." } }
+                }
             }
             section.results aria-label="Assets" {
                 div.actions {
@@ -371,7 +390,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         }
         _ => None,
     };
-    let chain = chain_check(&hist.body.items);
+    let chain = chain_check(&versions);
     let markup = html! {
         nav.breadcrumb aria-label="Breadcrumb" {
             ol {
@@ -495,10 +514,10 @@ enum ChainCheck {
 /// oldest version shown links to an event outside the page (the timeline is bounded) or to a
 /// message that is not an event of the asset: its chain hash is taken as given, as `verify`
 /// does for a chain anchored before its window.
-fn chain_check(items: &[ChangeDoc]) -> ChainCheck {
+fn chain_check(items: &[&ChangeDoc]) -> ChainCheck {
     use inventory_schemas::{hash::chain_hash, EventType};
     let mut previous: Option<&ChangeDoc> = None;
-    for v in items.iter().rev() {
+    for &v in items.iter().rev() {
         let Some(ty) = EventType::from_short(&v.ty) else {
             return ChainCheck::Broken {
                 seq: v.seq,
@@ -909,29 +928,24 @@ mod tests {
             v(4, 1, c, "c2", h4.clone()),
             v(1, 0, d, "c1", h1.clone()),
         ];
-        assert_eq!(chain_check(&good), ChainCheck::Verified(3));
+        let check = |v: &[ChangeDoc]| chain_check(&v.iter().collect::<Vec<_>>());
+        assert_eq!(check(&good), ChainCheck::Verified(3));
         // A bounded timeline: the oldest shown version's link is taken as given.
-        assert_eq!(chain_check(&good[..2]), ChainCheck::Verified(2));
+        assert_eq!(check(&good[..2]), ChainCheck::Verified(2));
         // A tampered content hash (the chain hash left as it was) breaks the chain there.
         let mut tampered = good.clone();
         tampered[1].contenthash = "forged".into();
         assert!(matches!(
-            chain_check(&tampered),
+            check(&tampered),
             ChainCheck::Broken { seq: 4, .. }
         ));
         // A forged chain hash breaks it too.
         let mut forged = good.clone();
         forged[0].chainhash = chain_hash("", "c3", c);
-        assert!(matches!(
-            chain_check(&forged),
-            ChainCheck::Broken { seq: 9, .. }
-        ));
+        assert!(matches!(check(&forged), ChainCheck::Broken { seq: 9, .. }));
         // A prevseq that skips a version.
         let mut skipped = good.clone();
         skipped[0].prevseq = 3;
-        assert!(matches!(
-            chain_check(&skipped),
-            ChainCheck::Broken { seq: 9, .. }
-        ));
+        assert!(matches!(check(&skipped), ChainCheck::Broken { seq: 9, .. }));
     }
 }
