@@ -17,7 +17,7 @@ OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-collectors schemas deps system-deps duckdb oha py-deps build release local lint fmt clean
+.PHONY: help run test ui-deps ui-screenshots bench bench-reads bench-evidence bench-http bench-soak bench-console bench-collectors schemas deps system-deps duckdb oha py-deps build release local lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ help: ## list targets
 run: system-deps duckdb local ## run the whole pipeline locally (NATS, Prometheus, API on 127.0.0.1:8080, collectors)
 	$(CARGO_TARGET_DIR)/local/inventory up
 
-test: system-deps duckdb py-deps ## run every test (fmt, clippy, unit, HTTP, integration with real NATS/Prometheus, interop)
+test: system-deps duckdb py-deps ui-deps ## run every test (fmt, clippy, unit, HTTP, integration with real NATS/Prometheus, interop, the console in headless Chromium)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	INVENTORY_TEST_PYTHON=$(PY) $(CARGO_TEST)
@@ -50,6 +50,9 @@ bench-http: system-deps duckdb oha ## the real `inventory serve` under oha, per 
 
 bench-soak: system-deps duckdb oha ## 40 minutes of `inventory serve` under 200 req/s of mixed reads, ingest and 50 SSE clients: RSS flat over the last 30, zero errors (see BENCHMARKS.md)
 	OHA=$(OHA) cargo bench -p asset-inventory --bench soak
+
+bench-console: system-deps duckdb ## the console's page weight and render time: inventory over 100,000 assets, an asset with 100 versions (see BENCHMARKS.md)
+	cargo bench -p asset-inventory --bench console
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev
@@ -76,13 +79,14 @@ fmt:
 
 # --- set-up -----------------------------------------------------------------------------------
 APT_UPDATED := $(CURDIR)/.deps/.apt-updated
-system-deps: ## install nats-server, prometheus, npm and python venv support from Debian when missing
+system-deps: ## install nats-server, prometheus, npm, chromium and python venv support from Debian when missing
 	@command -v cargo >/dev/null || { echo "cargo is required: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 	@missing=""; \
 	command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
@@ -96,6 +100,17 @@ $(DUCKDB_DIR)/libduckdb.so:
 
 oha:
 	@command -v "$(OHA)" >/dev/null || env -u CARGO_TARGET_DIR cargo install oha --version $(OHA_VERSION) --locked --root $(OHA_DIR)
+
+# The console's end-to-end test (tests/ui.rs) drives Debian's chromium with playwright-core, pinned
+# in tests/ui/package-lock.json. Building the binary needs no Node: the console's assets are
+# embedded files.
+ui-deps: system-deps tests/ui/node_modules/.installed
+tests/ui/node_modules/.installed: tests/ui/package.json tests/ui/package-lock.json
+	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ui-screenshots: system-deps duckdb ui-deps ## retake the console's screenshots in docs/ui/ (docs/ui.md) with its end-to-end test
+	INVENTORY_UI_SCREENSHOTS=docs/ui cargo test -p asset-inventory --test ui
 
 py-deps: $(VENV)/.installed
 $(VENV)/.installed: tests/interop/requirements.txt

@@ -32,6 +32,70 @@ pub type Document = Arc<str>;
 pub struct Current {
     pub state: AssetState,
     pub data: Option<Document>,
+    /// What facets and filters read of the document, extracted once when the asset is folded.
+    pub tags: Tags,
+}
+
+impl Current {
+    /// The asset in `state` with its document `data`, its [`Tags`] extracted from it.
+    pub fn new(state: AssetState, data: Option<Document>) -> Self {
+        let tags = data.as_deref().map(Tags::of).unwrap_or_default();
+        Self { state, data, tags }
+    }
+}
+
+/// An asset document's org path and labels, as facets count and filters match them: extracted
+/// once, when the asset is folded (or the read model is opened), so that counting facets over
+/// the whole estate is a pass over memory, not over documents.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tags {
+    /// Every prefix of the org path, joined by `/`, shortest first (`o-root`,
+    /// `o-root/ou-prod`, ...): an asset is counted under, and found by, each.
+    pub org_prefixes: Box<[Arc<str>]>,
+    /// Every label as `key:value`, in key order.
+    pub labels: Box<[Arc<str>]>,
+}
+
+impl Tags {
+    /// The tags of an asset document (a document without them, or not an asset's: none).
+    pub fn of(doc: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            org_path: Vec<String>,
+            #[serde(default)]
+            labels: std::collections::BTreeMap<String, String>,
+        }
+        let Ok(d) = serde_json::from_str::<Doc>(doc) else {
+            return Self::default();
+        };
+        let mut prefix = String::new();
+        let org_prefixes = d
+            .org_path
+            .iter()
+            .map(|seg| {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(seg);
+                Arc::from(prefix.as_str())
+            })
+            .collect();
+        let labels = d
+            .labels
+            .iter()
+            .map(|(k, v)| Arc::from(format!("{k}:{v}")))
+            .collect();
+        Self {
+            org_prefixes,
+            labels,
+        }
+    }
+
+    /// The full org path (`""`: none).
+    pub fn org_path(&self) -> &str {
+        self.org_prefixes.last().map_or("", |p| p)
+    }
 }
 
 /// One event of an asset, as the version index keeps it (24 bytes).
@@ -170,9 +234,9 @@ impl Versions<'_> {
         self.guard.statuses.get(u32::from(v.status))
     }
 
-    /// Whether the asset after this version passes a query's state filters.
-    pub fn matches(&self, m: &Matcher<'_>, v: &Version) -> bool {
-        m.matches(v.deleted, self.status(v), self.name(v))
+    /// Whether the asset `key` after this version passes a query's state filters.
+    pub fn matches(&self, m: &Matcher<'_>, key: &str, v: &Version) -> bool {
+        m.matches(v.deleted, self.status(v), self.name(v), key)
     }
 
     /// Every asset with its versions up to the snapshot, in no particular order.
@@ -322,7 +386,7 @@ impl Snapshot {
     pub fn list(&self, q: &AssetQuery) -> Vec<AssetRow> {
         let matches = q.matcher();
         self.keys(q)
-            .filter(|(_, c)| matches.state(&c.state))
+            .filter(|(_, c)| matches.current(c))
             .map(|(_, c)| self.row(c))
             .take(q.limit as usize)
             .collect()
@@ -408,6 +472,22 @@ mod tests {
         );
         assert_ne!(content_fingerprint("x"), content_fingerprint("y"));
         assert_eq!(content_fingerprint(""), content_fingerprint(""));
+    }
+
+    #[test]
+    fn tags_are_the_org_path_prefixes_and_the_labels() {
+        let t = Tags::of(
+            r#"{"org_path":["o-root","ou-prod","ou-pay"],"labels":{"team":"pay","owner":"a:b"}}"#,
+        );
+        let strs = |v: &[Arc<str>]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            strs(&t.org_prefixes),
+            ["o-root", "o-root/ou-prod", "o-root/ou-prod/ou-pay"]
+        );
+        assert_eq!(strs(&t.labels), ["owner:a:b", "team:pay"]);
+        assert_eq!(t.org_path(), "o-root/ou-prod/ou-pay");
+        assert_eq!(Tags::of("{}"), Tags::default());
+        assert_eq!(Tags::of("not json"), Tags::default());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use inventory_schemas::EventType;
 
-use crate::current::{Current, Document, Snapshot, Version};
+use crate::current::{Current, Document, Snapshot, Tags, Version};
 use crate::read::{AssetQuery, AssetRow};
 use crate::store::ts;
 use crate::version_log::{Located, Record};
@@ -132,33 +132,52 @@ pub fn list_assets_at(
     // name and status then, so the filters apply in memory. An asset whose version then is its
     // current one is answered from memory, the others from their records (read once the
     // versions index is let go of).
+    // A filter on labels or org path: the index holds neither, so every candidate of a past
+    // version is read and its document's tags checked (a current one's are in memory).
+    let on_tags = matcher.on_tags();
     let page: Vec<Result<&Arc<Current>, Located>> = {
         let versions = snap.versions();
         snap.keys(q)
             .filter_map(|(k, c)| {
                 let v = versions.at(k, at)?;
-                if !versions.matches(&matcher, &v) {
+                if !versions.matches(&matcher, k, &v) {
                     return None;
                 }
                 if v.seq == c.state.version {
-                    return Some(Ok(c));
+                    return matcher.tags(&c.tags).then_some(Ok(c));
                 }
                 versions.locate(v.seq).map(Err)
             })
-            .take(q.limit as usize)
+            .take(if on_tags {
+                usize::MAX
+            } else {
+                q.limit as usize
+            })
             .collect()
     };
     let mut records = Records::new(snap);
-    page.into_iter()
-        .map(|candidate| match candidate {
-            Ok(c) => Ok(AssetRow {
+    let mut rows = Vec::new();
+    for candidate in page {
+        if rows.len() >= q.limit as usize {
+            break;
+        }
+        let row = match candidate {
+            Ok(c) => AssetRow {
                 state: c.state.clone(),
                 last_seen: c.state.last_seen,
                 data: c.data.clone(),
-            }),
-            Err(located) => records.asset_row(located),
-        })
-        .collect()
+            },
+            Err(located) => {
+                let row = records.asset_row(located)?;
+                if on_tags && !matcher.tags(&Tags::of(row.data.as_deref().unwrap_or(""))) {
+                    continue;
+                }
+                row
+            }
+        };
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).

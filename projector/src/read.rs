@@ -166,8 +166,15 @@ pub struct AssetQuery {
     /// Any of these kinds (empty: all).
     pub kinds: Vec<String>,
     pub status: Option<String>,
-    /// Case-insensitive substring of the name.
+    /// Search text: a case-insensitive substring of the name, or (whole, case-insensitive) the
+    /// asset's native id (e.g. a bare AWS account id) or its key.
     pub name_contains: Option<String>,
+    /// Labels the asset carries, each `key:value` (all of them). Past views read them from
+    /// each candidate version's document: their cost grows with the estate, not the answer.
+    pub labels: Vec<String>,
+    /// An org path prefix, whole segments (`o-root/ou-prod` matches `o-root/ou-prod/ou-x`, not
+    /// `o-root/ou-production`; past views as for `labels`).
+    pub org_path: Option<String>,
     /// Include assets whose newest event is a tombstone.
     pub include_deleted: bool,
     /// Return keys strictly after this one.
@@ -194,19 +201,48 @@ pub struct Matcher<'q> {
 }
 
 impl Matcher<'_> {
-    /// Whether an asset that is `deleted` or not, with this status and name, passes.
-    pub fn matches(&self, deleted: bool, status: &str, name: &str) -> bool {
+    /// Whether an asset (key `key`) that is `deleted` or not, with this status and name, passes.
+    pub fn matches(&self, deleted: bool, status: &str, name: &str, key: &str) -> bool {
         (self.q.include_deleted || !deleted)
             && self.q.status.as_ref().is_none_or(|st| st == status)
-            && self
-                .needle
-                .as_ref()
-                .is_none_or(|n| crate::current::contains_lowercase(name, n))
+            && self.needle.as_ref().is_none_or(|n| {
+                crate::current::contains_lowercase(name, n) || Self::names_key(key, n)
+            })
+    }
+
+    /// Whether the search text (lowercased) is the key's native id or the whole key.
+    fn names_key(key: &str, needle: &str) -> bool {
+        let native_id = key.splitn(3, '/').nth(2).unwrap_or("");
+        native_id.eq_ignore_ascii_case(needle) || key.eq_ignore_ascii_case(needle)
     }
 
     /// Whether an asset in this state passes.
     pub fn state(&self, s: &AssetState) -> bool {
-        self.matches(s.deleted_at.is_some(), &s.status, &s.name)
+        self.matches(s.deleted_at.is_some(), &s.status, &s.name, &s.key)
+    }
+
+    /// Whether the query filters on the document's tags (labels, org path): the current view
+    /// holds them ([`crate::current::Tags`]); past views read them from each version's document.
+    pub fn on_tags(&self) -> bool {
+        !self.q.labels.is_empty() || self.q.org_path.is_some()
+    }
+
+    /// Whether an asset with these tags passes the label and org path filters.
+    pub fn tags(&self, t: &crate::current::Tags) -> bool {
+        self.q
+            .labels
+            .iter()
+            .all(|l| t.labels.iter().any(|x| **x == **l))
+            && self
+                .q
+                .org_path
+                .as_deref()
+                .is_none_or(|p| t.org_prefixes.iter().any(|x| **x == *p))
+    }
+
+    /// Whether a current asset passes: its state and its tags.
+    pub fn current(&self, c: &crate::current::Current) -> bool {
+        self.state(&c.state) && self.tags(&c.tags)
     }
 }
 
@@ -353,4 +389,39 @@ pub fn list_rejected(
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_is_a_name_substring_a_native_id_or_a_key() {
+        let q = AssetQuery {
+            name_contains: Some("052718349960".into()),
+            ..AssetQuery::default()
+        };
+        let m = q.matcher();
+        let key = "aws/account/052718349960";
+        assert!(m.matches(false, "active", "payments", key));
+        assert!(!m.matches(false, "active", "payments", "aws/account/1052718349960"));
+        let q = AssetQuery {
+            name_contains: Some("AWS/Account/052718349960".into()),
+            ..AssetQuery::default()
+        };
+        assert!(q.matcher().matches(false, "active", "x", key));
+        let q = AssetQuery {
+            name_contains: Some("PAY".into()),
+            ..AssetQuery::default()
+        };
+        assert!(q.matcher().matches(false, "active", "payments", key));
+        // A native id with slashes is the whole tail of the key.
+        let q = AssetQuery {
+            name_contains: Some("rg/vm-1".into()),
+            ..AssetQuery::default()
+        };
+        assert!(q
+            .matcher()
+            .matches(false, "active", "x", "azure/vm/rg/vm-1"));
+    }
 }

@@ -502,7 +502,7 @@ impl Store {
                             } else {
                                 Some(Document::from(data))
                             };
-                            folded = Some(Current { state, data: doc });
+                            folded = Some(Current::new(state, doc));
                         }
                         Err(e) => {
                             let rejection =

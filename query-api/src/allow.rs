@@ -35,7 +35,7 @@ impl AllowTable {
                 }
             }
         }
-        for path in crate::PLAIN_ROUTES {
+        for path in crate::PLAIN_ROUTES.iter().chain(crate::ui::ROUTES) {
             add(path, "GET".to_owned());
         }
         let routes = by_path

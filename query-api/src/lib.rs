@@ -11,6 +11,11 @@
 //! `GET /api/v1/changes/stream` (SSE), `GET /api/v1/diff`, `GET /api/v1/collectors`; the
 //! listings and `/assets/{key}` take `as_of`. Errors are
 //! `application/problem+json` ([`problem`]).
+//!
+//! The web console ([`ui`]): `GET /` (inventory), `/ui/asset?key=`, `/ui/diff`, `/ui/changes`
+//! (chart), `/ui/live`, `/ui/collectors` (shells without data), their data fragments
+//! `/ui/f/{inventory,asset,diff,changes,collectors}` and `/ui/export.{csv,json}` (authorised like
+//! the API), and the embedded `/ui/static/console.{css,js}`.
 
 mod allow;
 pub mod api;
@@ -30,6 +35,7 @@ pub mod reads;
 mod server;
 pub mod service;
 mod state;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -63,7 +69,7 @@ pub fn openapi_service(state: &AppState) -> OpenApiService<api::Apis, ()> {
     service
 }
 
-/// The whole HTTP application: the API, `/openapi.json`, `/docs` (Swagger UI), request
+/// The whole HTTP application: the API, `/openapi.json`, `/docs` (Swagger UI), the console, request
 /// logging and metrics, problem+json for every error, and the bounds on each request
 /// ([`http::guard`]: authentication before a body is read, body size). The server loop
 /// (`conn.rs`) adds the connection bounds and the request timeout.
@@ -71,10 +77,11 @@ pub fn app(state: AppState) -> impl Endpoint {
     let service = openapi_service(&state);
     let metrics = Arc::clone(&state.metrics);
     let guard = http::Guard::new(&state);
-    Route::new()
+    let api = Route::new()
         .at("/openapi.json", service.spec_endpoint())
         .nest("/docs", service.swagger_ui())
-        .nest("/", service)
+        .nest("/", service);
+    ui::WithConsole::new(api, &state)
         .before(|req| async move { http::rewrite_asset_tail(req) })
         .around(move |ep, req| http::guard(ep, req, guard.clone()))
         .around(move |ep, req| http::observe(ep, req, Arc::clone(&metrics)))

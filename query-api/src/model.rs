@@ -796,3 +796,41 @@ mod tests {
         assert_eq!(choices_in("failed to parse \"integer_int64\""), None);
     }
 }
+
+/// How many assets of a listing there are per value of each facet (`GET /api/v1/assets/facets`).
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
+pub struct AssetFacets {
+    /// Assets matching the whole filter (every page of `GET /api/v1/assets` with it).
+    pub total: u64,
+    /// Assets per provider, every provider.
+    pub provider: Vec<FacetValue>,
+    /// Assets per kind, every kind.
+    pub kind: Vec<FacetValue>,
+    /// Assets per status, every status.
+    pub status: Vec<FacetValue>,
+    /// Assets per org path prefix (an asset counts under each prefix of its path), the 20 most
+    /// frequent; null with `as_of` (past views hold no org paths without reading documents).
+    #[oai(nullable)]
+    pub org_path: Option<TopFacetValues>,
+    /// Assets per label `key:value`, the 20 most frequent; null with `as_of`.
+    #[oai(nullable)]
+    pub labels: Option<TopFacetValues>,
+    /// With `as_of`: the stream sequence the view stands at; null for the current view.
+    #[oai(nullable)]
+    pub as_of_seq: Option<u64>,
+}
+
+/// One value of a facet and how many assets have it.
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The most frequent values of a facet, most frequent first (ties by value).
+#[derive(Debug, Clone, PartialEq, Object, Serialize)]
+pub struct TopFacetValues {
+    pub values: Vec<FacetValue>,
+    /// Distinct values left off.
+    pub more: u64,
+}

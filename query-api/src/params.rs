@@ -221,6 +221,17 @@ fn name_filter(v: &str) -> Result<String, String> {
     Ok(v.to_owned())
 }
 
+fn label_filter(v: &str) -> Result<String, String> {
+    name_filter(v)?;
+    match v.split_once(':') {
+        Some((key, _)) if !key.is_empty() => Ok(v.to_owned()),
+        _ => Err(format!(
+            " must be key:value, e.g. team:payments (got {:?})",
+            shown(v)
+        )),
+    }
+}
+
 fn key_cursor(v: &str) -> Result<String, String> {
     cursor::decode(v).map_err(|why| format!(" is {why}; pass the next_cursor of a previous page"))
 }
@@ -286,6 +297,15 @@ param! {
 param! {
     /// `name`: a substring of asset names, at most [`MAX_NAME_CHARS`] characters.
     NameFilter(Option<String>): optional => string(None, Some(MAX_NAME_CHARS)), name_filter
+}
+
+/// What `label` accepts besides absent/empty: `key:value` with a non-empty key.
+pub const LABEL_PATTERN: &str = "^([^:]+:[\\s\\S]*)?$";
+
+param! {
+    /// `label`: one label `key:value`, at most [`MAX_NAME_CHARS`] characters.
+    LabelFilter(Option<String>): optional
+        => string(Some(LABEL_PATTERN), Some(MAX_NAME_CHARS)), label_filter
 }
 
 param! {

@@ -299,7 +299,7 @@ impl std::fmt::Display for Refusal {
 /// The name and the detail of a refused parameter (`name` as the framework knows it): from a
 /// [`Refusal`], or the allowed values of a parameter enum (the parser's own message names
 /// types rather than values).
-fn parameter_problem(name: &str, reason: &str) -> (String, Option<String>) {
+pub(crate) fn parameter_problem(name: &str, reason: &str) -> (String, Option<String>) {
     let (start, end) = REFUSAL;
     if let Some((named, rest)) = reason
         .split_once(start)

@@ -80,7 +80,13 @@ impl AppState {
     /// [`with_publisher`](Self::with_publisher), declarations answer 503.
     pub fn new(pool: ReadPool, status: watch::Receiver<Status>, tokens: TokenSet) -> Self {
         let paths = crate::api::spec_paths();
-        let metrics = Metrics::new(paths.iter().map(String::as_str), crate::PLAIN_ROUTES);
+        let metrics = Metrics::new(
+            paths
+                .iter()
+                .map(String::as_str)
+                .chain(crate::ui::ROUTES.iter().copied()),
+            crate::PLAIN_ROUTES,
+        );
         let limits = Limits::default();
         Self {
             pool: Reads::new(pool, limits.max_reads, limits.read_wait),

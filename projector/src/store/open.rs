@@ -169,13 +169,7 @@ pub(super) fn load_assets(
         } else {
             Some(Document::from(r.data))
         };
-        out.insert(
-            key,
-            Arc::new(Current {
-                state: r.state(),
-                data,
-            }),
-        );
+        out.insert(key, Arc::new(Current::new(r.state(), data)));
     }
     Ok(out)
 }

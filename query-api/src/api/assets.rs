@@ -1,13 +1,18 @@
 //! `GET /api/v1/assets`, `GET /api/v1/assets/{key}` and `GET /api/v1/accounts`.
 
 use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 
 use super::ApiTags;
 use crate::auth::OptionalBearer;
 use crate::fast_json::FastJson;
-use crate::model::{AccountProvider, AssetDoc, AssetPage, StatusFilter};
-use crate::params::{Flag, KeyCursor, KeyParam, Limit, NameFilter, OptionalPoint, Word};
+use crate::model::{
+    AccountProvider, AssetDoc, AssetFacets, AssetPage, FacetValue, StatusFilter, TopFacetValues,
+};
+use crate::params::{
+    Flag, KeyCursor, KeyParam, LabelFilter, Limit, NameFilter, OptionalPoint, Word,
+};
 use crate::problem_responses;
 use crate::service::assets::{self, AssetFilter};
 use crate::state::AppState;
@@ -65,8 +70,15 @@ impl AssetsApi {
         kind: Query<Word>,
         /// Normalised status.
         status: Query<Option<StatusFilter>>,
-        /// Case-insensitive substring of the name (at most 256 characters).
+        /// Search text (at most 256 characters): a case-insensitive substring of the name, or
+        /// the whole native id (e.g. a bare AWS account id) or key.
         name: Query<NameFilter>,
+        /// A label the asset carries, `key:value` (e.g. `team:payments`; at most 256
+        /// characters). With `as_of`, each candidate's document then is read.
+        label: Query<LabelFilter>,
+        /// An org path prefix of whole segments (e.g. `o-root/ou-prod`; at most 256
+        /// characters). With `as_of`, each candidate's document then is read.
+        org_path: Query<NameFilter>,
         /// Also list assets a complete sweep found deleted (default false).
         include_deleted: Query<Flag>,
         /// Page size, 1-1000 (default 100).
@@ -83,9 +95,74 @@ impl AssetsApi {
             kind: kind.0 .0,
             status: status.0,
             name: name.0 .0,
+            label: label.0 .0,
+            org_path: org_path.0 .0,
             include_deleted: include_deleted.0 .0,
         };
         Ok(assets::list(&self.state, filter, limit.0 .0, cursor.0 .0, as_of.0 .0).await?)
+    }
+
+    /// Count assets per facet
+    ///
+    /// How many assets `GET /api/v1/assets` with the same filters lists (every page), per
+    /// provider, kind and status, and, for the current view, per org path prefix and label
+    /// (the 20 most frequent of each; null with `as_of`, whose past views hold neither).
+    #[oai(path = "/assets/facets", method = "get", operation_id = "assetFacets")]
+    #[allow(clippy::too_many_arguments)]
+    async fn facets(
+        &self,
+        auth: OptionalBearer,
+        /// Provider: 1-64 of `[a-z0-9_-]`.
+        provider: Query<Word>,
+        /// Kind: 1-64 of `[a-z0-9_-]`.
+        kind: Query<Word>,
+        /// Normalised status.
+        status: Query<Option<StatusFilter>>,
+        /// Search text, as `GET /api/v1/assets` takes it.
+        name: Query<NameFilter>,
+        /// A label `key:value`.
+        label: Query<LabelFilter>,
+        /// An org path prefix of whole segments.
+        org_path: Query<NameFilter>,
+        /// Also count assets a complete sweep found deleted (default false).
+        include_deleted: Query<Flag>,
+        /// The view as the stream stood at this point: an RFC 3339 time (the newest event
+        /// JetStream recorded at or before it) or `seq:N` (a stream sequence). Absent: now.
+        as_of: Query<OptionalPoint>,
+    ) -> Result<Json<AssetFacets>, ListError> {
+        self.state.tokens.authorize_read(auth.token())?;
+        let filter = AssetFilter {
+            provider: provider.0 .0,
+            kind: kind.0 .0,
+            status: status.0,
+            name: name.0 .0,
+            label: label.0 .0,
+            org_path: org_path.0 .0,
+            include_deleted: include_deleted.0 .0,
+        };
+        let counts = assets::facets(&self.state, filter, as_of.0 .0).await?;
+        let values = |m: std::collections::BTreeMap<String, u64>| {
+            m.into_iter()
+                .map(|(value, count)| FacetValue { value, count })
+                .collect()
+        };
+        let top = |t: assets::TopValues| TopFacetValues {
+            values: t
+                .values
+                .into_iter()
+                .map(|(value, count)| FacetValue { value, count })
+                .collect(),
+            more: t.more,
+        };
+        Ok(Json(AssetFacets {
+            total: counts.total,
+            provider: values(counts.provider),
+            kind: values(counts.kind),
+            status: values(counts.status),
+            org_path: counts.org_path.map(top),
+            labels: counts.labels.map(top),
+            as_of_seq: counts.as_of_seq,
+        }))
     }
 
     /// Get one asset

@@ -1,5 +1,9 @@
 //! Assets and cloud accounts ([`crate::api`]'s `assets.rs`): the listings, and one asset.
 
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState;
+
 use inventory_projector::history::{self, Point};
 use inventory_projector::read::AssetQuery;
 use inventory_schemas::AssetKey;
@@ -22,8 +26,34 @@ pub struct AssetFilter {
     pub status: Option<StatusFilter>,
     /// A case-insensitive substring of the name.
     pub name: Option<String>,
+    /// A label the asset carries, `key:value`.
+    pub label: Option<String>,
+    /// An org path prefix of whole segments, e.g. `o-root/ou-prod`.
+    pub org_path: Option<String>,
     /// Also assets a complete sweep found deleted.
     pub include_deleted: bool,
+}
+
+impl AssetFilter {
+    /// The listing's query (the label's form is checked by its parameter type).
+    fn query(self) -> Result<AssetQuery, ServiceError> {
+        let label = self.label;
+        let org_path = self
+            .org_path
+            .map(|p| p.trim_matches('/').to_owned())
+            .filter(|p| !p.is_empty());
+        Ok(AssetQuery {
+            provider: self.provider,
+            kinds: self.kind.into_iter().collect(),
+            status: self.status.map(|s| s.as_str().to_owned()),
+            name_contains: self.name,
+            labels: label.into_iter().collect(),
+            org_path,
+            include_deleted: self.include_deleted,
+            after: None,
+            limit: u32::MAX,
+        })
+    }
 }
 
 /// `GET /api/v1/assets`: a page of `limit` assets after the key `after`, now or `as_of`.
@@ -35,13 +65,9 @@ pub async fn list(
     as_of: Option<Point>,
 ) -> Result<FastJson<AssetPage>, ServiceError> {
     let q = AssetQuery {
-        provider: filter.provider,
-        kinds: filter.kind.into_iter().collect(),
-        status: filter.status.map(|s| s.as_str().to_owned()),
-        name_contains: filter.name,
-        include_deleted: filter.include_deleted,
         after,
         limit,
+        ..filter.query()?
     };
     page(state, vec![q], limit, as_of).await
 }
@@ -103,4 +129,132 @@ pub async fn get(
         body: AssetDoc::from(row),
         seq,
     })
+}
+
+/// Most values a facet of labels or org paths returns (the most frequent; see
+/// [`FacetCounts::labels`]): an estate with a million distinct labels still renders a page.
+pub const FACET_TOP: usize = 20;
+
+/// How many assets of a listing ([`list`]'s filter, now or `as_of`) there are per provider,
+/// kind and status, and (current view only) per org path and label: the console's facets and
+/// `GET /api/v1/assets/facets`. Counts come from the folded state and the tags extracted when
+/// each asset was folded (now) or the versions index (past views), so no asset document is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FacetCounts {
+    /// Assets matching the whole filter.
+    pub total: u64,
+    pub provider: BTreeMap<String, u64>,
+    pub kind: BTreeMap<String, u64>,
+    pub status: BTreeMap<String, u64>,
+    /// Assets per org path prefix (an asset counts under each prefix of its path), the
+    /// [`FACET_TOP`] most frequent, most frequent first; `None` for a past view.
+    pub org_path: Option<TopValues>,
+    /// Assets per label (`key:value`), the [`FACET_TOP`] most frequent; `None` for a past view.
+    pub labels: Option<TopValues>,
+    /// With `as_of`: the stream sequence the view stands at.
+    pub as_of_seq: Option<u64>,
+}
+
+/// The most frequent values of a facet, most frequent first (then by value), and how many
+/// distinct values were left off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopValues {
+    pub values: Vec<(String, u64)>,
+    pub more: u64,
+}
+
+impl TopValues {
+    fn of(counts: HashMap<&str, u64, RandomState>) -> Self {
+        let mut all: Vec<(&str, u64)> = counts.into_iter().collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let more = all.len().saturating_sub(FACET_TOP) as u64;
+        all.truncate(FACET_TOP);
+        Self {
+            values: all.into_iter().map(|(v, n)| (v.to_owned(), n)).collect(),
+            more,
+        }
+    }
+}
+
+impl FacetCounts {
+    fn add(&mut self, provider: &str, kind: &str, status: &str) {
+        self.total += 1;
+        for (map, v) in [
+            (&mut self.provider, provider),
+            (&mut self.kind, kind),
+            (&mut self.status, status),
+        ] {
+            *map.entry(v.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// The facet counts of the assets [`list`] would page through with `filter` (every page).
+pub async fn facets(
+    state: &AppState,
+    filter: AssetFilter,
+    as_of: Option<Point>,
+) -> Result<FacetCounts, ServiceError> {
+    let q = filter.query()?;
+    match as_of {
+        // Walks the matching part of the estate: off the executor.
+        None => {
+            let snap = state.pool.snapshot();
+            Ok(state
+                .pool
+                .blocking(move || {
+                    let m = q.matcher();
+                    let mut counts = FacetCounts::default();
+                    // foldhash: a few hundred thousand short strings per request.
+                    let mut org: HashMap<&str, u64, RandomState> = HashMap::default();
+                    let mut labels: HashMap<&str, u64, RandomState> = HashMap::default();
+                    for (_, c) in snap.keys(&q).filter(|(_, c)| m.current(c)) {
+                        counts.add(&c.state.provider, &c.state.kind, &c.state.status);
+                        for p in &c.tags.org_prefixes {
+                            *org.entry(p).or_default() += 1;
+                        }
+                        for l in &c.tags.labels {
+                            *labels.entry(l).or_default() += 1;
+                        }
+                    }
+                    counts.org_path = Some(TopValues::of(org));
+                    counts.labels = Some(TopValues::of(labels));
+                    counts
+                })
+                .await?)
+        }
+        Some(p) => state
+            .pool
+            .run_at(move |conn, snap| {
+                let at = match resolve_point(conn, snap, "as_of", p) {
+                    Ok(at) => at,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let m = q.matcher();
+                let mut counts = FacetCounts {
+                    as_of_seq: Some(at),
+                    ..FacetCounts::default()
+                };
+                if m.on_tags() {
+                    // The past listing reads the candidates' documents for their tags.
+                    for row in history::list_assets_at(snap, &q, at)? {
+                        let s = &row.state;
+                        counts.add(&s.provider, &s.kind, &s.status);
+                    }
+                    return Ok(Ok(counts));
+                }
+                let versions = snap.versions();
+                for (k, c) in snap.keys(&q) {
+                    let Some(v) = versions.at(k, at) else {
+                        continue;
+                    };
+                    if versions.matches(&m, k, &v) {
+                        counts.add(&c.state.provider, &c.state.kind, versions.status(&v));
+                    }
+                }
+                Ok(Ok(counts))
+            })
+            .await?
+            .map_err(PointError::into_service),
+    }
 }

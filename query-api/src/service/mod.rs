@@ -166,5 +166,5 @@ pub(crate) fn per_provider<'a>(
 fn queries_scan(queries: &[AssetQuery]) -> bool {
     queries
         .iter()
-        .any(|q| q.status.is_some() || q.name_contains.is_some())
+        .any(|q| q.status.is_some() || q.name_contains.is_some() || q.matcher().on_tags())
 }

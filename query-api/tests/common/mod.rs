@@ -124,6 +124,20 @@ impl Fixture {
         self.apply(&out)
     }
 
+    /// Publishes a `changed` event of `asset` that links to its previous event with a forged
+    /// previous chain hash: a valid event of its subject whose chain hash does not recompute.
+    pub fn put_forged_link(&mut self, asset: &Asset) -> u64 {
+        let key = asset.key().unwrap().to_string();
+        let prev = self.chains.get(&key).cloned().unwrap();
+        let link = ChainLink {
+            prevseq: prev.prevseq,
+            chainhash: "0".repeat(64),
+        };
+        let source = format!("/collectors/{}/test", asset.provider);
+        let out = encode_asset(EventType::Changed, asset, &source, Utc::now(), &link).unwrap();
+        self.apply(&out)
+    }
+
     pub fn put(&mut self, asset: &Asset) -> u64 {
         self.put_at(asset, Utc::now())
     }
