@@ -102,6 +102,8 @@ async fn the_console_in_headless_chromium() {
         "search_hits": ["payments-production", "payments-dev"],
         "search_misses": ["search-prod", "analytics"],
         "gcp_only": "analytics",
+        "label": "team:payments",
+        "label_only": "payments-production",
     });
     let mut node = Command::new("node");
     node.current_dir(&dir)

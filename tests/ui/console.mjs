@@ -85,6 +85,13 @@ try {
   check((await page.textContent('#total')).trim() === '1', 'the facet total is 1');
   await page.click('details.api-call summary');
   check((await page.textContent('details.api-call code')).includes('/api/v1/assets?provider=gcp'), 'show as API call names the query');
+  await page.goto(base + '/');
+  await page.waitForSelector('#assets');
+  await Promise.all([page.waitForURL(/label=/), page.click('a[data-facet="label"][data-value="' + plan.label + '"]')]);
+  await page.waitForSelector('#assets');
+  const labelled = await names(page);
+  check(labelled.length === 1 && labelled[0] === plan.label_only, 'the label facet narrows: ' + labelled.join(', '));
+  check((await page.textContent('#total')).trim() === '1', 'the label facet total is 1');
 
   // 3. As of before the deletion, the deleted asset is back; the slider knows the stream.
   await page.goto(base + '/?as_of=seq:' + plan.before_delete);
@@ -101,6 +108,7 @@ try {
   await page.waitForSelector('#timeline');
   const seqs = await page.$$eval('#timeline tbody tr', (trs) => trs.map((t) => Number(t.dataset.seq)));
   check(seqs.length === 3, 'the timeline has every version: ' + seqs.join(', '));
+  check((await page.getAttribute('#chain-status', 'class')) === 'ok', 'the asset chain verifies: ' + (await page.textContent('#chain-status')));
   await page.check('#a-' + Math.min(...seqs));
   await page.check('#b-' + Math.max(...seqs));
   await Promise.all([page.waitForURL(/b=/), page.click('#timeline-form button[type="submit"]')]);
