@@ -17,7 +17,7 @@ OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
+.PHONY: help run test bench bench-reads bench-evidence bench-http bench-soak bench-cluster bench-collectors schemas deps system-deps duckdb oha py-deps build release lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench-http: system-deps duckdb oha ## the real `inventory serve` under oha, per 
 
 bench-soak: system-deps duckdb oha ## 40 minutes of `inventory serve` under 200 req/s of mixed reads, ingest and 50 SSE clients: RSS flat over the last 30, zero errors (see BENCHMARKS.md)
 	OHA=$(OHA) cargo bench -p asset-inventory --bench soak
+
+bench-cluster: system-deps duckdb ## sweep and replay throughput with the stream at 3 replicas on a 3-node cluster vs 1 on one server, same run (see BENCHMARKS.md)
+	cargo bench -p asset-inventory --bench cluster
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev
