@@ -17,7 +17,7 @@ OHA ?= $(OHA_DIR)/bin/oha
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO_TEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: help run test ui-deps ui-screenshots bench bench-reads bench-evidence bench-http bench-soak bench-console bench-collectors schemas deps system-deps duckdb oha py-deps build release local lint fmt clean
+.PHONY: help run test ui-deps ui-screenshots bench bench-reads bench-evidence bench-http bench-soak bench-console bench-cluster bench-collectors schemas deps system-deps duckdb oha py-deps build release local lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-soak: system-deps duckdb oha ## 40 minutes of `inventory serve` under 200 
 
 bench-console: system-deps duckdb ## the console's page weight and render time: inventory over 100,000 assets, an asset with 100 versions (see BENCHMARKS.md)
 	cargo bench -p asset-inventory --bench console
+
+bench-cluster: system-deps duckdb ## sweep and replay throughput with the stream at 3 replicas on a 3-node cluster vs 1 on one server, same run (see BENCHMARKS.md)
+	cargo bench -p asset-inventory --bench cluster
 
 bench-collectors: system-deps duckdb py-deps ## sweep 5,000 AWS accounts from moto (see BENCHMARKS.md)
 	INVENTORY_TEST_PYTHON=$(PY) AWS_BENCH_ACCOUNTS=5000 cargo bench -p inventory-producers --bench aws_sweep --profile dev

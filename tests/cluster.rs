@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use inventory_testkit::cluster::NatsCluster;
+use inventory_testkit::corpus::estate;
 use inventory_testkit::free_port;
 
 const STREAM: &str = "INVENTORY";
@@ -27,20 +28,6 @@ const STREAM: &str = "INVENTORY";
 /// Assets of the sweep test's file (issue 13: 10,000 assets, 1,000 renamed).
 const SWEEP_ASSETS: usize = 10_000;
 const SWEEP_RENAMES: usize = 1_000;
-
-/// A `file` source document with `n` AWS accounts; the first `renamed` have a new name.
-fn estate(n: usize, renamed: usize) -> String {
-    let mut s = String::with_capacity(n * 90);
-    s.push_str("assets:\n");
-    for i in 0..n {
-        let suffix = if i < renamed { "-renamed" } else { "" };
-        s.push_str(&format!(
-            "  - provider: aws\n    kind: account\n    id: \"{:012}\"\n    name: acct-{i}{suffix}\n    status: active\n",
-            300_000_000_000u64 + i as u64
-        ));
-    }
-    s
-}
 
 fn subject_of(i: usize) -> String {
     format!(

@@ -59,3 +59,19 @@ pub fn account(i: u64, v: u64) -> Asset {
         },
     }
 }
+
+/// A `file` source document (`inventory collect file --file`) declaring `n` AWS accounts
+/// (ids 300000000000 + i); the first `renamed` have a new name. Used by `tests/cluster.rs` and
+/// `benches/cluster.rs` (issue 13: a sweep of 10,000 assets that renames 1,000).
+pub fn estate(n: usize, renamed: usize) -> String {
+    let mut s = String::with_capacity(n * 90);
+    s.push_str("assets:\n");
+    for i in 0..n {
+        let suffix = if i < renamed { "-renamed" } else { "" };
+        s.push_str(&format!(
+            "  - provider: aws\n    kind: account\n    id: \"{:012}\"\n    name: acct-{i}{suffix}\n    status: active\n",
+            300_000_000_000u64 + i as u64
+        ));
+    }
+    s
+}
