@@ -4,6 +4,7 @@
 //! machinery ([`retry`]) every publish rides a stream leader change with ([`publish_settled`]).
 
 pub mod retry;
+mod settle;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use inventory_schemas::{OutgoingEvent, CONTENT_TYPE, STREAM_NAME, STREAM_SUBJECT
 use tracing::{debug, info, warn};
 
 pub use retry::{Backoff, RetryPolicy, DEFAULT_NATS_RETRY_BUDGET};
+pub use settle::{publish_settled, read_retrying, resolve, Settled};
 
 /// How to reach NATS. Secrets are never logged.
 #[derive(Clone, Default)]
@@ -369,142 +371,6 @@ fn publish_error(e: jetstream::context::PublishError, event: &OutgoingEvent) -> 
         | PublishErrorKind::MaxAckPending
         | PublishErrorKind::Other => BusError::Unconfirmed { subject, reason },
     }
-}
-
-/// What became of a publish retried by [`publish_settled`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    /// Stored at this stream sequence (by this attempt or an earlier one).
-    Stored(u64),
-    /// Refused: the subject moved past the expected sequence (another writer was first); the
-    /// caller re-reads and re-decides.
-    Conflict,
-}
-
-/// Publishes `event` until it is stored, refused by a racing writer, or `backoff`'s deadline
-/// passes (then the last error). `maybe_stored`: an earlier attempt's outcome is unknown.
-///
-/// Retried with the same `Nats-Msg-Id` when the publish meets no responders or no stream (a
-/// leader election), a timeout or a closed connection. An outcome that is unknown, and a
-/// `wrong last sequence` (perhaps the subject moved because an earlier attempt of this very
-/// event was stored), is resolved by reading the subject's last message back from the stream
-/// leader ([`resolve`]) before anything is published again: the same event is never stored twice,
-/// and a refusal is reported only when another writer really was first.
-pub async fn publish_settled(
-    js: &jetstream::Context,
-    stream: &stream::Stream,
-    event: &OutgoingEvent,
-    backoff: Backoff,
-    maybe_stored: bool,
-) -> Result<Settled, BusError> {
-    use retry::Verdict;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let unknown = AtomicBool::new(maybe_stored);
-    let unknown = &unknown;
-    retry::retry(backoff, |attempt| async move {
-        if unknown.load(Ordering::Relaxed) {
-            match resolve(stream, event).await {
-                Ok(Some(settled)) => return Ok(settled),
-                Ok(None) => unknown.store(false, Ordering::Relaxed),
-                Err(e) => {
-                    warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "cannot read back a publish of unknown outcome; retrying");
-                    return Err(Verdict::retry(e));
-                }
-            }
-        }
-        let e = match publish(js, event).await {
-            Ok(seq) => return Ok(Settled::Stored(seq)),
-            Err(e) => e,
-        };
-        match e.kind() {
-            ErrorKind::Config => Err(Verdict::Fail(e)),
-            ErrorKind::Conflict => match resolve(stream, event).await {
-                Ok(Some(settled)) => Ok(settled),
-                // The leader refused it, yet reads the subject where the event expects it: a
-                // read racing an apply; decide again on the next attempt.
-                Ok(None) | Err(_) => {
-                    unknown.store(true, Ordering::Relaxed);
-                    Err(Verdict::retry(e))
-                }
-            },
-            ErrorKind::Unknown => {
-                warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "publish unconfirmed; reading back before retrying");
-                unknown.store(true, Ordering::Relaxed);
-                Err(Verdict::retry(e))
-            }
-            ErrorKind::Transient => {
-                warn!(subject = %event.subject, id = %event.id, attempt, error = %e, "publish failed; retrying");
-                Err(Verdict::retry(e))
-            }
-        }
-    })
-    .await
-    .map_err(retry::GaveUp::into_error)
-}
-
-/// Whether `event` is stored, from the subject's newest message: `Some(Stored)` when that
-/// message is this event (same CloudEvents id, hence same `Nats-Msg-Id`), `Some(Conflict)` when
-/// the subject moved past the sequence the event expects, `None` when it is not stored and may
-/// be published (again).
-///
-/// The newest message is read with a direct get by subject ([`last_on_subject_direct`]), which
-/// every replica answers, also while a new leader is elected or a peer is down (creating a
-/// consumer is then often not answered for as long as the peer stays down). A replica that lags
-/// can only make this answer "not stored" or "moved" too early: the event is then published
-/// again with its `Nats-Msg-Id` (JetStream drops a stored copy as a duplicate, or refuses it as
-/// `wrong last sequence` and it is read back again), or reported as a conflict, which the caller
-/// resolves by re-reading and re-deciding — never a second copy. An event without an expected
-/// sequence (`sweep.completed`; a collector may not read its sweep subject) is not read back:
-/// published again with the same `Nats-Msg-Id`, a copy that was stored is dropped by JetStream's
-/// duplicate window.
-pub async fn resolve(
-    stream: &stream::Stream,
-    event: &OutgoingEvent,
-) -> Result<Option<Settled>, BusError> {
-    #[derive(serde::Deserialize)]
-    struct Id<'a> {
-        #[serde(borrow)]
-        id: std::borrow::Cow<'a, str>,
-    }
-    let Some(prev) = event.prevseq else {
-        return Ok(None);
-    };
-    let last = last_on_subject_direct(stream, &event.subject).await?;
-    if let Some(m) = &last {
-        let id = serde_json::from_slice::<Id<'_>>(&m.payload).ok();
-        if id.is_some_and(|i| i.id == event.id) {
-            debug!(subject = %event.subject, id = %event.id, seq = m.seq, "read back: the event is stored");
-            return Ok(Some(Settled::Stored(m.seq)));
-        }
-    }
-    Ok((last.as_ref().map_or(0, |m| m.seq) != prev).then_some(Settled::Conflict))
-}
-
-/// Runs a bus read until it succeeds, fails for a reason retrying cannot fix, or `backoff`'s
-/// deadline passes (a read that meets a leader election waits it out).
-pub async fn read_retrying<T, F, Fut>(
-    what: &str,
-    backoff: Backoff,
-    mut read: F,
-) -> Result<T, BusError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, BusError>>,
-{
-    retry::retry(backoff, |attempt| {
-        let fut = read();
-        async move {
-            fut.await.map_err(|e| match e.kind() {
-                ErrorKind::Transient | ErrorKind::Unknown => {
-                    warn!(what, attempt, error = %e, "read failed; retrying");
-                    retry::Verdict::retry(e)
-                }
-                ErrorKind::Config | ErrorKind::Conflict => retry::Verdict::Fail(e),
-            })
-        }
-    })
-    .await
-    .map_err(retry::GaveUp::into_error)
 }
 
 /// A message read from the stream.
@@ -918,50 +784,4 @@ pub async fn next_on_subject(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_duplicate_window_never_exceeds_the_retention() {
-        let forever = stream_config(&StreamSettings::default());
-        assert_eq!(forever.duplicate_window, Duration::from_secs(120));
-        assert!(forever.deny_delete && forever.deny_purge && !forever.allow_rollup);
-        let short = stream_config(&StreamSettings {
-            max_age: Duration::from_secs(60),
-            ..StreamSettings::default()
-        });
-        assert_eq!(short.duplicate_window, Duration::from_secs(60));
-    }
-
-    #[test]
-    fn a_comma_list_names_every_server_of_a_cluster() {
-        let servers =
-            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224").unwrap();
-        let ports: Vec<u16> = servers.iter().map(ServerAddr::port).collect();
-        assert_eq!(ports, [4222, 4223, 4224]);
-        assert_eq!(server_addrs("nats://127.0.0.1:4222").unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_bad_list_is_refused_naming_the_server_without_its_password() {
-        for (url, says) in [
-            ("", "no server URL given"),
-            (
-                "nats://127.0.0.1:4222,,nats://127.0.0.1:4223",
-                "server 2 of the list is empty",
-            ),
-            (
-                "nats://127.0.0.1:4222,nats://u:secret@127.0.0.1:99999",
-                "server 2 of the list",
-            ),
-        ] {
-            let e = server_addrs(url).unwrap_err().to_string();
-            assert!(e.contains(says), "{url}: {e}");
-            assert!(!e.contains("secret"), "{e}");
-        }
-        assert_eq!(
-            redact_url("nats://u:pw@a:4222,b:4222,tok@c:1"),
-            "nats://***@a:4222,b:4222,***@c:1"
-        );
-    }
-}
+mod tests;
