@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use corpus_stream::publish_corpus_links;
 use inventory_bus::{ensure_stream, StreamSettings};
-use inventory_testkit::NatsServer;
+use inventory_testkit::{sse, NatsServer};
 use serde_json::Value;
 use serve::{
     check_ingested, env, get, id_regex, ingest, machine, native_id, oha as run_oha, oha_version,
@@ -156,48 +156,6 @@ impl Sse {
     }
 }
 
-/// One SSE event: its type, id and data.
-#[derive(Default)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: String,
-}
-
-/// Parses the complete events at the front of `buf` (removing them), ignoring comments.
-fn parse_events(buf: &mut Vec<u8>) -> Vec<SseEvent> {
-    let mut out = Vec::new();
-    while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-        let raw: Vec<u8> = buf.drain(..end + 2).collect();
-        let block = String::from_utf8_lossy(&raw);
-        let mut ev = SseEvent::default();
-        let mut any = false;
-        for line in block.lines() {
-            if line.is_empty() || line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            any = true;
-            match field {
-                "event" => ev.event = value.to_owned(),
-                "id" => ev.id = Some(value.to_owned()),
-                "data" => {
-                    if !ev.data.is_empty() {
-                        ev.data.push('\n');
-                    }
-                    ev.data.push_str(value);
-                }
-                _ => {}
-            }
-        }
-        if any {
-            out.push(ev);
-        }
-    }
-    out
-}
-
 /// One SSE client: reads `/api/v1/changes/stream` continuously until `stop`, resuming with
 /// `Last-Event-ID` after an `end` event or a failure (which is counted as an error).
 async fn sse_client(
@@ -264,8 +222,7 @@ async fn sse_client(
                     break;
                 }
             };
-            buf.extend(bytes.iter().filter(|&&b| b != b'\r'));
-            for ev in parse_events(&mut buf) {
+            for ev in sse::feed(&mut buf, &bytes) {
                 match ev.event.as_str() {
                     "change" => {
                         let Some(id) = ev.id.as_deref().and_then(|i| i.parse::<u64>().ok()) else {

@@ -2,7 +2,8 @@
 //! stream leader is SIGKILLed while a sweep publishes, while the API's projector catches up and
 //! while it follows live; the killed node restarts and catches up; then the cluster loses a
 //! different node. Writers ride through every leader change (same `Nats-Msg-Id`, unknown
-//! outcomes read back), readers continue from their checkpoint without a gap, and nothing is
+//! outcomes read back), readers continue from their checkpoint without a gap (a client of the
+//! change feed, resuming with `Last-Event-ID`, receives every change once), and nothing is
 //! duplicated or lost: `verify` passes and the API's read model equals a fresh projection.
 //!
 //! Every wait polls with a generous deadline; the kills are placed by watching the stream, and
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use inventory_testkit::cluster::NatsCluster;
 use inventory_testkit::corpus::estate;
-use inventory_testkit::free_port;
+use inventory_testkit::{free_port, sse};
 
 const STREAM: &str = "INVENTORY";
 
@@ -286,6 +287,55 @@ async fn a_sweep_given_all_three_urls_rides_through_a_leader_sigkill() {
 const CATCH_UP_EVENTS: usize = 100_000;
 const CATCH_UP_ASSETS: usize = 5_000;
 
+/// Reads the API's change feed (SSE) from after `after` until it has delivered change `last`,
+/// resuming with `Last-Event-ID` whenever the server ends the feed or the connection fails, as a
+/// client would; returns every change id in the order received.
+async fn follow_feed(port: u16, after: u64, last: u64) -> Vec<u64> {
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/changes/stream");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut ids, mut resume) = (Vec::new(), after);
+    while resume < last {
+        assert!(
+            Instant::now() < deadline,
+            "the feed delivered changes up to {resume} of {last}"
+        );
+        let sent = http
+            .get(&url)
+            .header("Accept", "text/event-stream")
+            .header("Last-Event-ID", resume.to_string())
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) if r.status() == reqwest::StatusCode::OK => r,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut buf = Vec::new();
+        'feed: while resume < last {
+            let Ok(Ok(Some(chunk))) =
+                tokio::time::timeout(Duration::from_secs(60), resp.chunk()).await
+            else {
+                break;
+            };
+            for ev in sse::feed(&mut buf, &chunk) {
+                match ev.event.as_str() {
+                    "change" => {
+                        let id = ev.id.and_then(|i| i.parse().ok()).expect("a numeric id");
+                        ids.push(id);
+                        resume = id;
+                    }
+                    "end" => break 'feed,
+                    other => panic!("unexpected feed event {other:?}"),
+                }
+            }
+        }
+    }
+    ids
+}
+
 async fn applied_seq(port: u16) -> Option<u64> {
     let (_, body) = common::get(&format!("http://127.0.0.1:{port}/metrics")).await?;
     common::metric(&body, "inventory_projector_applied_seq").map(|v| v as u64)
@@ -402,6 +452,8 @@ async fn the_read_model_survives_leader_kills_while_catching_up_and_following() 
         }
     });
     let base = last_seq(&mut stream).await;
+    // A client follows the change feed through the kill: no gap, no duplicate.
+    let feed = tokio::spawn(follow_feed(port, base, base + 2_000));
     let mut sweep = Proc::spawn(collect(&cluster.urls(), &file), dir.path(), "live-sweep");
     let stored_at_kill = grown_past(&mut stream, base).await;
     let second = tokio::task::block_in_place(|| {
@@ -432,6 +484,14 @@ async fn the_read_model_survives_leader_kills_while_catching_up_and_following() 
     let last = last_seq(&mut stream).await;
     assert_eq!(last, base + 2_001, "2,000 discovered + 1 sweep, each once");
     wait_applied(&api, port, last, "the live sweep in the read model").await;
+    let ids = feed.await.unwrap();
+    assert!(
+        ids.iter().copied().eq(base + 1..=base + 2_000),
+        "the change feed through the kill: {} changes, first {:?}, last {:?}",
+        ids.len(),
+        ids.first(),
+        ids.last()
+    );
     api.terminate();
     eprintln!(
         "followed live through the second kill: {:?}",

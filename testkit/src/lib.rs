@@ -4,10 +4,12 @@
 //!
 //! Binaries are found on `PATH` (`make test` installs them from Debian's packages), or at
 //! `NATS_SERVER_BIN` / `PROMETHEUS_BIN`. [`corpus`] builds realistic events for benchmarks;
-//! [`cluster`] runs a 3-node JetStream cluster whose nodes can be killed and restarted.
+//! [`cluster`] runs a 3-node JetStream cluster whose nodes can be killed and restarted;
+//! [`sse`] reads Server-Sent Events.
 
 pub mod cluster;
 pub mod corpus;
+pub mod sse;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
