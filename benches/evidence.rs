@@ -21,7 +21,7 @@ use inventory_testkit::NatsServer;
 
 /// The allocator of the `inventory` binary, for the in-process baseline.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -51,6 +51,7 @@ fn inventory(url: &str, args: &[&str]) -> (f64, String) {
 
 #[tokio::main]
 async fn main() {
+    inventory_allocator::configure();
     let events = env("BENCH_EVENTS", 1_000_000);
     let assets = env("BENCH_ASSETS", 100_000).min(events).max(1);
     let nats = NatsServer::start();

@@ -20,11 +20,13 @@ use tracing::{info, warn};
 use cli::{Cli, Command, Global, LogFormat};
 
 /// mimalloc: the projector and the API allocate and free many small strings per event, across
-/// threads, where glibc's allocator spent about a tenth of the replay's CPU (see BENCHMARKS.md).
+/// threads, where glibc's allocator spent about a tenth of the replay's CPU (see BENCHMARKS.md);
+/// its settings are `inventory_allocator::configure`'s.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn main() -> ExitCode {
+    inventory_allocator::configure();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The allocator of the `inventory` binary, so that the figures are those of the real process.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -31,6 +31,7 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[tokio::main]
 async fn main() {
+    inventory_allocator::configure();
     let events = env("BENCH_EVENTS", 1_000_000);
     let assets = env("BENCH_ASSETS", 100_000).min(events).max(1);
     let nats = NatsServer::start();

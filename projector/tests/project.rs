@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The allocator of the `inventory` binary, so that memory is measured as the real process's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn asset(id: &str, name: &str) -> Asset {
     Asset {
@@ -296,6 +296,7 @@ fn memory_kib(field: &str) -> u64 {
             events near 1 MB pass nats-server's 64 MiB max_pending and the read stalls. Capping \
             the pull at 48 events fixed this but made `inventory serve` project 16x slower"]
 async fn large_events_are_held_in_memory_within_the_in_flight_and_batch_byte_bounds() {
+    inventory_allocator::configure();
     let (_nats, js, stream) = setup().await;
     let mut w = Writer {
         js: js.clone(),

@@ -21,7 +21,7 @@ use poem::test::TestClient;
 use tokio::sync::watch;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -127,6 +127,7 @@ async fn time_get<E: poem::Endpoint>(client: &TestClient<E>, url: &str) -> Durat
 
 #[tokio::main]
 async fn main() {
+    inventory_allocator::configure();
     let events = env("BENCH_EVENTS", 1_000_000);
     let assets = env("BENCH_ASSETS", 100_000).min(events).max(1);
     let requests = env("BENCH_REQUESTS", 200);

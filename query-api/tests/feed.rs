@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// As in the binary: the memory measured is the allocator's the server runs with.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 use async_nats::jetstream;
 use common::{serve, SseClient};
@@ -399,6 +399,7 @@ async fn the_client_past_the_feed_limit_gets_503_until_a_feed_closes() {
 
 #[tokio::test]
 async fn many_clients_that_never_read_hold_bounded_memory_and_are_dropped() {
+    inventory_allocator::configure();
     const CLIENTS: usize = 300;
     let nats = NatsServer::start();
     let mut w = Writer::new(&nats).await;

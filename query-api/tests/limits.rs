@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// As in the binary: the memory measured is the allocator's the server runs with.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 use inventory_bus::{NatsConfig, StreamSettings};
 use inventory_query_api::{Limits, Role, ServeConfig, TokenSet};
@@ -192,6 +192,7 @@ async fn upload(addr: &str, token: &str, total: u64, declared: bool) -> (Answer,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oversized_bodies_are_refused_without_being_buffered() {
+    inventory_allocator::configure();
     let nats = NatsServer::start();
     let api = start(&nats, Limits::default()).await;
     const MB: u64 = 1 << 20;
