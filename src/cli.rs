@@ -81,6 +81,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the whole pipeline locally: NATS (unless one answers at NATS_URL), Prometheus, the
     /// API on 127.0.0.1:8080 and the collectors, until Ctrl-C.
+    ///
+    /// The collectors: the declared-assets file (--file), the Prometheus started here and, when
+    /// GRAFANA_URL is set, Grafana, with every GRAFANA_* setting of `inventory collect grafana`.
     Up(UpArgs),
     /// Rebuild the state and history up to a past point (a stream sequence or a time) into a
     /// new DuckDB file, for an audit (see docs/audit.md).
@@ -208,55 +211,9 @@ pub struct CollectArgs {
     pub max_response_bytes: u64,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum SourceArgs {
-    /// Declared assets from a YAML file.
-    File {
-        /// The YAML file of declared assets.
-        #[arg(
-            long,
-            env = "INVENTORY_ASSETS_FILE",
-            default_value = "examples/assets.yaml"
-        )]
-        file: PathBuf,
-    },
-    /// A Prometheus server: health, build and runtime info.
-    Prometheus {
-        /// Base URL of the Prometheus server.
-        #[arg(long, env = "PROM_URL")]
-        url: String,
-        /// Name of the endpoint asset.
-        #[arg(long, env = "PROM_NAME", default_value = "prom-default")]
-        name: String,
-        /// Timeout of each HTTP request to the server, in seconds.
-        #[arg(long, env = "PROM_TIMEOUT_SECS", default_value_t = inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
-        timeout_secs: u64,
-    },
-    /// AWS Organizations: every account with its OU path and tags (settings: AWS_* variables,
-    /// see docs/collectors.md).
-    Aws,
-    /// GCP Resource Manager: every project the principal can see, with its folder path
-    /// (settings: GCP_* variables, see docs/collectors.md).
-    Gcp,
-    /// Azure Resource Manager: every subscription with its management-group path (settings:
-    /// AZURE_* variables, see docs/collectors.md).
-    Azure,
-    /// A Grafana server: /api/health.
-    Grafana {
-        /// Base URL of the Grafana server.
-        #[arg(long, env = "GRAFANA_URL")]
-        url: String,
-        /// Grafana service-account token (sent as a bearer token; never stored or logged).
-        #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Name of the endpoint asset.
-        #[arg(long, env = "GRAFANA_NAME", default_value = "grafana-default")]
-        name: String,
-        /// Timeout of each HTTP request to the server, in seconds.
-        #[arg(long, env = "GRAFANA_TIMEOUT_SECS", default_value_t = inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
-        timeout_secs: u64,
-    },
-}
+/// The sources, one subcommand each: the registry in `inventory_producers::sources`, where
+/// each source's settings are declared (flags and environment variables).
+pub use inventory_producers::sources::SourceArgs;
 
 #[derive(Debug, Args)]
 pub struct ProjectArgs {
@@ -364,22 +321,12 @@ pub struct UpArgs {
         default_value = "127.0.0.1:9090"
     )]
     pub prometheus_listen: SocketAddr,
-    /// The declared-assets file the file collector reads.
-    #[arg(
-        long,
-        env = "INVENTORY_ASSETS_FILE",
-        default_value = "examples/assets.yaml"
-    )]
-    pub assets_file: PathBuf,
+    /// The declared-assets file the file collector reads (as `inventory collect file`).
+    #[command(flatten)]
+    pub file: inventory_producers::sources::FileConfig,
     /// How often the local collectors sweep.
     #[arg(long, env = "INVENTORY_UP_EVERY", default_value = "1m", value_parser = parse_duration)]
     pub every: std::time::Duration,
-    /// Grafana to collect, if any.
-    #[arg(long, env = "GRAFANA_URL")]
-    pub grafana_url: Option<String>,
-    /// Grafana token (never stored or logged).
-    #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
-    pub grafana_token: Option<String>,
     /// How often `up` signs a checkpoint of the stream (see `inventory checkpoint`).
     #[arg(long, env = "INVENTORY_CHECKPOINT_EVERY", default_value = "5m", value_parser = parse_duration)]
     pub checkpoint_every: std::time::Duration,
@@ -671,24 +618,68 @@ mod tests {
 
     #[test]
     fn the_collectors_timeouts_are_settings() {
+        use inventory_producers::sources::{GrafanaConfig, PrometheusConfig};
         let timeout = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
             Command::Collect(CollectArgs {
                 source:
-                    SourceArgs::Prometheus { timeout_secs, .. }
-                    | SourceArgs::Grafana { timeout_secs, .. },
+                    SourceArgs::Prometheus(PrometheusConfig { timeout, .. })
+                    | SourceArgs::Grafana(GrafanaConfig { timeout, .. }),
                 ..
-            }) => timeout_secs,
+            }) => timeout,
             _ => panic!("not a prometheus or grafana collector"),
         };
         let url = "http://127.0.0.1:9";
         for source in ["prometheus", "grafana"] {
             let base = ["inventory", "collect", source, "--url", url];
+            // The documented default (README, docs/collectors.md).
+            assert_eq!(timeout(&base), std::time::Duration::from_secs(10));
             assert_eq!(
-                timeout(&base),
-                inventory_producers::config::DEFAULT_HTTP_TIMEOUT.as_secs()
+                timeout(&[&base[..], &["--timeout-secs", "3"]].concat()),
+                std::time::Duration::from_secs(3)
             );
-            assert_eq!(timeout(&[&base[..], &["--timeout-secs", "3"]].concat()), 3);
         }
+    }
+
+    #[test]
+    fn every_collector_setting_has_its_documented_variable() {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let collect = cmd.find_subcommand("collect").unwrap();
+        let env_of = |source: &str, long: &str| {
+            collect
+                .find_subcommand(source)
+                .unwrap()
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        for (source, long, var) in [
+            ("prometheus", "timeout-secs", "PROM_TIMEOUT_SECS"),
+            ("grafana", "timeout-secs", "GRAFANA_TIMEOUT_SECS"),
+            ("aws", "timeout-secs", "AWS_ORG_TIMEOUT_SECS"),
+            ("gcp", "timeout-secs", "GCP_TIMEOUT_SECS"),
+            ("azure", "timeout-secs", "AZURE_TIMEOUT_SECS"),
+            ("aws", "deadline-secs", "AWS_ORG_DEADLINE_SECS"),
+            ("gcp", "deadline-secs", "GCP_DEADLINE_SECS"),
+            ("azure", "retry-deadline-secs", "AZURE_RETRY_DEADLINE_SECS"),
+            ("file", "file", "INVENTORY_ASSETS_FILE"),
+        ] {
+            assert_eq!(
+                env_of(source, long).as_deref(),
+                Some(var),
+                "{source} --{long}"
+            );
+        }
+        // `up` reads the declared-assets file with the file collector's own setting.
+        let up = cmd.find_subcommand("up").unwrap();
+        let file = up
+            .get_arguments()
+            .find(|a| a.get_long() == Some("file"))
+            .unwrap();
+        assert_eq!(
+            file.get_env().map(|e| e.to_string_lossy().into_owned()),
+            Some("INVENTORY_ASSETS_FILE".to_owned())
+        );
     }
 
     #[test]

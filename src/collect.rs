@@ -1,63 +1,16 @@
 //! `inventory collect <source>` and the collectors that `inventory up` runs.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use inventory_bus::{NatsConfig, StreamSettings};
-use inventory_producers::config::{DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
-use inventory_producers::sources::{
-    AwsConfig, AwsSource, AzureConfig, AzureSource, FileConfig, FileSource, GcpConfig, GcpSource,
-    GrafanaConfig, GrafanaSource, PrometheusConfig, PrometheusSource,
-};
+use inventory_producers::sources::{Common, FileConfig, PrometheusConfig, SourceArgs};
 use inventory_producers::{run_every, run_sweep, Source, SweepError, SweepOptions, SweepReport};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::cli::{CollectArgs, Global, SourceArgs};
-
-/// Builds the source a `collect` subcommand names, reading provider answers of at most
-/// `max_response_bytes` each; errors name the setting.
-async fn source(args: SourceArgs, max_response_bytes: u64) -> anyhow::Result<Box<dyn Source>> {
-    Ok(match args {
-        SourceArgs::File { file } => Box::new(FileSource::new(FileConfig {
-            path: file,
-            name: None,
-        })?),
-        SourceArgs::Prometheus {
-            url,
-            name,
-            timeout_secs,
-        } => Box::new(PrometheusSource::new(PrometheusConfig {
-            name,
-            timeout: Duration::from_secs(timeout_secs),
-            max_response_bytes,
-            ..PrometheusConfig::new(url)
-        })?),
-        SourceArgs::Aws => Box::new(AwsSource::connect(AwsConfig::from_env()?).await?),
-        SourceArgs::Gcp => Box::new(GcpSource::new(GcpConfig {
-            max_response_bytes,
-            ..GcpConfig::from_env()?
-        })?),
-        SourceArgs::Azure => Box::new(AzureSource::new(AzureConfig {
-            max_response_bytes,
-            ..AzureConfig::from_env()?
-        })?),
-        SourceArgs::Grafana {
-            url,
-            token,
-            name,
-            timeout_secs,
-        } => Box::new(GrafanaSource::new(GrafanaConfig {
-            name,
-            token,
-            timeout: Duration::from_secs(timeout_secs),
-            max_response_bytes,
-            ..GrafanaConfig::new(url)
-        })?),
-    })
-}
+use crate::cli::{CollectArgs, Global};
 
 /// Runs one sweep, or sweeps `--every` interval until cancelled.
 pub async fn run(
@@ -65,7 +18,10 @@ pub async fn run(
     args: CollectArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let source = source(args.source, args.max_response_bytes).await?;
+    let common = Common {
+        max_response_bytes: args.max_response_bytes,
+    };
+    let source = args.source.build(common).await?;
     let opts = SweepOptions {
         max_delete_share: args.max_delete_share,
         force_deletions: args.force_deletions,
@@ -126,45 +82,34 @@ fn log_result(r: &Result<SweepReport, SweepError>) {
 }
 
 /// The collectors of `inventory up`: the declared-assets file, the local Prometheus and, when
-/// configured, Grafana.
+/// `GRAFANA_URL` is set, Grafana with the settings of `inventory collect grafana` (read from
+/// the environment). Each is built as its `collect` subcommand builds it.
 pub async fn local_collectors(
-    assets_file: &Path,
+    file: FileConfig,
     prometheus_url: &str,
-    grafana_url: Option<&str>,
-    grafana_token: Option<String>,
 ) -> anyhow::Result<Vec<Box<dyn Source>>> {
-    let mut out: Vec<Box<dyn Source>> = vec![
-        source(
-            SourceArgs::File {
-                file: assets_file.to_owned(),
-            },
-            DEFAULT_MAX_RESPONSE_BYTES,
-        )
-        .await
-        .context("INVENTORY_ASSETS_FILE")?,
-        source(
-            SourceArgs::Prometheus {
-                url: prometheus_url.to_owned(),
-                name: "prom-local".to_owned(),
-                timeout_secs: DEFAULT_HTTP_TIMEOUT.as_secs(),
-            },
-            DEFAULT_MAX_RESPONSE_BYTES,
-        )
-        .await?,
+    let mut settings = vec![
+        SourceArgs::File(file),
+        SourceArgs::Prometheus(PrometheusConfig {
+            name: "prom-local".to_owned(),
+            ..PrometheusConfig::new(prometheus_url)
+        }),
     ];
-    if let Some(url) = grafana_url {
-        out.push(
-            source(
-                SourceArgs::Grafana {
-                    url: url.to_owned(),
-                    token: grafana_token,
-                    name: "grafana-default".to_owned(),
-                    timeout_secs: DEFAULT_HTTP_TIMEOUT.as_secs(),
-                },
-                DEFAULT_MAX_RESPONSE_BYTES,
-            )
-            .await?,
-        );
+    let grafana = SourceArgs::from_env("grafana").map_err(|e| {
+        let args = ["inventory", "collect", "grafana"].map(String::from);
+        let line = crate::cli::one_line_error(&e, &args);
+        anyhow::anyhow!("{}", line.trim_start_matches("error: ").to_owned())
+    })?;
+    settings.extend(grafana);
+    let mut out = Vec::with_capacity(settings.len());
+    for s in settings {
+        let file = matches!(s, SourceArgs::File(_));
+        let source = s.build(Common::default()).await;
+        out.push(if file {
+            source.context("INVENTORY_ASSETS_FILE")?
+        } else {
+            source?
+        });
     }
     Ok(out)
 }

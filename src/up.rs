@@ -114,13 +114,7 @@ pub async fn run(
     .context("the API did not start")?;
 
     // 4. Collectors.
-    let collectors = crate::collect::local_collectors(
-        &args.assets_file,
-        &prom_url,
-        args.grafana_url.as_deref(),
-        args.grafana_token.clone(),
-    )
-    .await?;
+    let collectors = crate::collect::local_collectors(args.file.clone(), &prom_url).await?;
     let collect_task = tokio::spawn(crate::collect::run_local(
         crate::nats_config(global, "inventory-up-collectors"),
         crate::stream_settings(global),

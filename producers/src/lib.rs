@@ -11,7 +11,7 @@
 //! `ok`, `2` it was `partial` (incomplete listing, deletions withheld by the mass-deletion guard,
 //! writes that lost a race twice), `1` it `failed` or could not be recorded.
 
-pub mod config;
+pub use sources::shared::config;
 mod diff;
 mod publisher;
 pub mod source;

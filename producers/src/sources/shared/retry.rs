@@ -4,16 +4,14 @@
 //!
 //! The caller classifies each failure ([`Verdict`]); the machinery decides how long to wait and
 //! when to give up. No single wait, computed or asked for by the server, exceeds
-//! [`Backoff::max`] (default [`DEFAULT_MAX_WAIT`]).
+//! [`Backoff::max`] (default [`inventory_bus::retry::DEFAULT_MAX_WAIT`]).
 
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::header::{HeaderMap, RETRY_AFTER};
 
-pub(crate) use inventory_bus::retry::{
-    deadline_after, retry, Backoff, GaveUp, Verdict, DEFAULT_MAX_WAIT,
-};
+pub(crate) use inventory_bus::retry::{deadline_after, retry, Backoff, GaveUp, Verdict};
 
 /// The server's `Retry-After` (RFC 9110 §10.2.3), the one place it is read: delay-seconds
 /// (`120`; a number too large for a `u64` counts as [`Duration::MAX`], clamped later by

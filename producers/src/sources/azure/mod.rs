@@ -26,186 +26,39 @@
 //! was read is published, nothing is tombstoned. The token is sent to the configured endpoint
 //! only (a `nextLink` to another host is refused) and never logged or published.
 
-use std::collections::{BTreeMap, HashMap};
+mod auth;
+mod client;
+mod config;
+mod normalise;
+
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
-use inventory_schemas::{asset_filter, Asset, AssetStatus, Provenance};
+use inventory_schemas::{asset_filter, Provenance};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tracing::{info, warn};
 use url::Url;
 
-use super::azure_auth::{self, one_line};
-use super::azure_rest::{ancestry, bad_endpoint, parse, Arm, Calls, EntityPage, ListPage};
-use super::retry::DEFAULT_MAX_WAIT;
-use crate::config::{
-    display_url, env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_MAX_RESPONSE_BYTES,
-};
+pub use config::{AzureConfig, DEFAULT_API_VERSION, DEFAULT_ENDPOINT, DEFAULT_TOKEN_SCOPE};
+
+use crate::config::{display_url, ConfigError};
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
+use crate::sources::shared::http::http_client;
+use crate::sources::{Common, Settings};
+use auth::one_line;
+use client::{ancestry, bad_endpoint, parse, Arm, Calls, EntityPage, ListPage};
+use normalise::normalise;
 
 const PROVIDER: &str = "azure";
 const KIND: &str = "subscription";
-/// Default ARM endpoint (public cloud).
-pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
-/// Default `api-version` of the subscriptions API.
-pub const DEFAULT_API_VERSION: &str = "2022-12-01";
 /// `api-version` of the management-groups API (getEntities).
 pub const MANAGEMENT_API_VERSION: &str = "2021-04-01";
-/// Default token scope: ARM in the public cloud.
-pub const DEFAULT_TOKEN_SCOPE: &str = "https://management.azure.com/.default";
 const SUBSCRIPTIONS_API: &str = "GET /subscriptions";
 const ENTITIES_API: &str = "POST /providers/Microsoft.Management/getEntities";
-
-/// Settings of the `azure` source. `Debug` redacts the secret and the token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AzureConfig {
-    /// Collector scope, the `<scope>` of `/collectors/azure/<scope>` (`AZURE_SCOPE`, default
-    /// `AZURE_TENANT_ID`): 1-128 of `[A-Za-z0-9_-]`.
-    pub scope: String,
-    /// ARM base URL (`AZURE_RESOURCE_MANAGER_ENDPOINT`, default `https://management.azure.com`);
-    /// set it for sovereign clouds, private endpoints and tests.
-    pub endpoint: String,
-    /// `api-version` of `GET /subscriptions` (`AZURE_SUBSCRIPTIONS_API_VERSION`, default
-    /// `2022-12-01`).
-    pub api_version: String,
-    /// Read the management-group path of each subscription (`AZURE_MANAGEMENT_GROUPS`,
-    /// `true`/`false`, default `true`).
-    pub management_groups: bool,
-    /// Scope of the requested token (`AZURE_TOKEN_SCOPE`, default
-    /// `https://management.azure.com/.default`).
-    pub token_scope: String,
-    /// Timeout of one HTTP request (`AZURE_TIMEOUT_SECS`, default 30).
-    pub timeout: Duration,
-    /// How long one ARM request may be retried (`AZURE_RETRY_DEADLINE_SECS`, default 60).
-    pub deadline: Duration,
-    /// Upper bound of the first retry wait, doubled per attempt up to `retry_max` (default
-    /// 500 ms).
-    pub retry_base: Duration,
-    /// Upper bound of any single retry wait, ARM's `Retry-After` included: a longer one is
-    /// clamped to it (`AZURE_RETRY_MAX_WAIT_SECS`, default 30).
-    pub retry_max: Duration,
-    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`]); a larger ARM or Entra ID answer fails the request.
-    pub max_response_bytes: u64,
-    /// Entra ID tenant of the credential (`AZURE_TENANT_ID`).
-    pub tenant_id: Option<String>,
-    /// Client id of the app registration or user-assigned identity (`AZURE_CLIENT_ID`).
-    pub client_id: Option<String>,
-    /// Client secret of the app registration (`AZURE_CLIENT_SECRET`); never logged.
-    pub client_secret: Option<String>,
-    /// Projected service-account token of Azure Workload Identity
-    /// (`AZURE_FEDERATED_TOKEN_FILE`, injected by the AKS webhook).
-    pub federated_token_file: Option<PathBuf>,
-    /// A ready bearer token (`AZURE_ACCESS_TOKEN`): tests and CI only; never logged.
-    pub access_token: Option<String>,
-}
-
-impl fmt::Debug for AzureConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("AzureConfig")
-            .field("scope", &self.scope)
-            .field("endpoint", &self.endpoint)
-            .field("api_version", &self.api_version)
-            .field("management_groups", &self.management_groups)
-            .field("token_scope", &self.token_scope)
-            .field("timeout", &self.timeout)
-            .field("deadline", &self.deadline)
-            .field("retry_base", &self.retry_base)
-            .field("retry_max", &self.retry_max)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &redact(&self.client_secret))
-            .field("federated_token_file", &self.federated_token_file)
-            .field("access_token", &redact(&self.access_token))
-            .finish()
-    }
-}
-
-impl AzureConfig {
-    /// A config for `scope` with every default and no credential setting (managed identity).
-    pub fn new(scope: impl Into<String>) -> Self {
-        Self {
-            scope: scope.into(),
-            endpoint: DEFAULT_ENDPOINT.to_owned(),
-            api_version: DEFAULT_API_VERSION.to_owned(),
-            management_groups: true,
-            token_scope: DEFAULT_TOKEN_SCOPE.to_owned(),
-            timeout: Duration::from_secs(30),
-            deadline: Duration::from_secs(60),
-            retry_base: Duration::from_millis(500),
-            retry_max: DEFAULT_MAX_WAIT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            tenant_id: None,
-            client_id: None,
-            client_secret: None,
-            federated_token_file: None,
-            access_token: None,
-        }
-    }
-
-    /// Reads `AZURE_SCOPE` or `AZURE_TENANT_ID` (one is required), `AZURE_CLIENT_ID`,
-    /// `AZURE_CLIENT_SECRET`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_RESOURCE_MANAGER_ENDPOINT`,
-    /// `AZURE_SUBSCRIPTIONS_API_VERSION`, `AZURE_MANAGEMENT_GROUPS`, `AZURE_TOKEN_SCOPE`,
-    /// `AZURE_TIMEOUT_SECS`, `AZURE_RETRY_DEADLINE_SECS`, `AZURE_RETRY_MAX_WAIT_SECS` and
-    /// `AZURE_ACCESS_TOKEN`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let tenant_id = env_opt("AZURE_TENANT_ID");
-        let scope = env_opt("AZURE_SCOPE")
-            .or_else(|| tenant_id.clone())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "AZURE_SCOPE",
-                    "required but not set (or set AZURE_TENANT_ID)",
-                )
-            })?;
-        let mut c = Self::new(scope);
-        c.tenant_id = tenant_id;
-        c.client_id = env_opt("AZURE_CLIENT_ID");
-        c.client_secret = env_opt("AZURE_CLIENT_SECRET");
-        c.federated_token_file = env_opt("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
-        c.access_token = env_opt("AZURE_ACCESS_TOKEN");
-        if let Some(v) = env_opt("AZURE_RESOURCE_MANAGER_ENDPOINT") {
-            c.endpoint = v;
-        }
-        if let Some(v) = env_opt("AZURE_SUBSCRIPTIONS_API_VERSION") {
-            c.api_version = v;
-        }
-        if let Some(v) = env_opt("AZURE_TOKEN_SCOPE") {
-            c.token_scope = v;
-        }
-        if let Some(v) = env_opt("AZURE_MANAGEMENT_GROUPS") {
-            c.management_groups = parse_bool("AZURE_MANAGEMENT_GROUPS", &v)?;
-        }
-        if let Some(v) = env_opt("AZURE_TIMEOUT_SECS") {
-            c.timeout = parse_secs("AZURE_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = env_opt("AZURE_RETRY_DEADLINE_SECS") {
-            c.deadline = parse_secs("AZURE_RETRY_DEADLINE_SECS", &v)?;
-        }
-        if let Some(v) = env_opt("AZURE_RETRY_MAX_WAIT_SECS") {
-            c.retry_max = parse_secs("AZURE_RETRY_MAX_WAIT_SECS", &v)?;
-        }
-        Ok(c)
-    }
-}
-
-fn parse_bool(setting: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError::invalid(
-            setting,
-            format!("{value:?} is not true or false"),
-        )),
-    }
-}
 
 /// The `azure` source.
 pub struct AzureSource {
@@ -234,7 +87,7 @@ impl AzureSource {
     /// setting (`AZURE_RESOURCE_MANAGER_ENDPOINT: relative URL without a base`).
     pub fn new(config: AzureConfig) -> Result<Self, ConfigError> {
         let client = http_client(config.timeout)?;
-        let chosen = azure_auth::choose(&config, &client)?;
+        let chosen = auth::choose(&config, &client)?;
         Self::build(config, client, chosen.credential, chosen.kind)
     }
 
@@ -254,26 +107,9 @@ impl AzureSource {
         credential: Arc<dyn TokenCredential>,
         credential_kind: &'static str,
     ) -> Result<Self, ConfigError> {
-        validate_name("AZURE_SCOPE", &config.scope)?;
-        let base = parse_endpoint_url("AZURE_RESOURCE_MANAGER_ENDPOINT", &config.endpoint)?;
-        let version_ok = |v: &str| {
-            !v.is_empty()
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        };
-        if !version_ok(&config.api_version) {
-            return Err(ConfigError::invalid(
-                "AZURE_SUBSCRIPTIONS_API_VERSION",
-                format!("{:?} is not an api-version", config.api_version),
-            ));
-        }
-        if config.token_scope.trim().is_empty() {
-            return Err(ConfigError::Missing {
-                setting: "AZURE_TOKEN_SCOPE".into(),
-            });
-        }
+        let (scope, base) = config.validate()?;
         Ok(Self {
-            scope: config.scope,
+            scope,
             base,
             api_version: config.api_version,
             management_groups: config.management_groups,
@@ -306,7 +142,7 @@ impl AzureSource {
 
     async fn sweep(&self) -> Result<Collected, SourceError> {
         let token = self.token().await?;
-        let principal = azure_auth::principal(&token)
+        let principal = auth::principal(&token)
             .unwrap_or_else(|| format!("azure-identity:{}", self.credential_kind));
         let mut calls = Calls::default();
 
@@ -457,62 +293,15 @@ impl AzureSource {
     }
 }
 
-/// Maps ARM's subscription `state` to the asset status (see the module docs).
-fn status(state: &str) -> AssetStatus {
-    match state {
-        "Enabled" | "Warned" | "PastDue" => AssetStatus::Active,
-        "Disabled" | "Expired" => AssetStatus::Suspended,
-        "Deleted" => AssetStatus::Closed,
-        _ => AssetStatus::Unknown,
+impl Settings for AzureConfig {
+    fn build(
+        mut self,
+        common: Common,
+    ) -> impl Future<Output = Result<Box<dyn Source>, ConfigError>> + Send {
+        self.unset_blanks();
+        self.max_response_bytes = common.max_response_bytes;
+        std::future::ready(AzureSource::new(self).map(|s| Box::new(s) as Box<dyn Source>))
     }
-}
-
-/// Builds the subscription asset from its ARM record.
-fn normalise(
-    record: Value,
-    org_path: Vec<String>,
-    provenance: Provenance,
-) -> Result<Asset, SourceError> {
-    let text = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_owned);
-    let id = text("subscriptionId")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            SourceError::BadResponse(format!(
-                "ARM {SUBSCRIPTIONS_API}: a subscription without subscriptionId: {}",
-                record.get("id").unwrap_or(&Value::Null)
-            ))
-        })?;
-    let labels: BTreeMap<String, String> = record
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|tags| {
-            tags.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), v)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Asset {
-        name: text("displayName").unwrap_or_else(|| id.clone()),
-        status: status(text("state").as_deref().unwrap_or_default()),
-        url: Some(format!(
-            "https://portal.azure.com/#resource/subscriptions/{id}/overview"
-        )),
-        id,
-        provider: PROVIDER.to_owned(),
-        kind: KIND.to_owned(),
-        org_path,
-        region_residency: Vec::new(),
-        auth_mode: None,
-        labels,
-        raw: record,
-        provenance,
-    })
 }
 
 impl Source for AzureSource {
@@ -543,6 +332,8 @@ impl Source for AzureSource {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use inventory_schemas::AssetStatus;
+    use normalise::status;
     use serde_json::json;
 
     fn source(endpoint: &str) -> Result<AzureSource, ConfigError> {
@@ -572,8 +363,18 @@ mod tests {
             !shown.contains("s3cr3t") && !shown.contains("t0k3n"),
             "{shown}"
         );
-        assert!(parse_bool("AZURE_MANAGEMENT_GROUPS", "maybe").is_err());
-        assert!(!parse_bool("X", "False").unwrap());
+        assert!(crate::config::boolean("maybe").is_err());
+        assert!(!crate::config::boolean("False").unwrap());
+        let e = AzureSource::new(AzureConfig {
+            scope: None,
+            access_token: Some("t".into()),
+            ..AzureConfig::new("x")
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "AZURE_SCOPE: required but not set (or set AZURE_TENANT_ID)"
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ use futures::{stream, StreamExt};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::aws::{classify, within, AwsConfig, Clients};
+use super::client::{classify, within, Clients};
+use super::AwsConfig;
 use crate::source::{SourceError, SourceErrorKind};
 
 /// Largest page the Organizations list operations allow.

@@ -12,9 +12,9 @@ use serde_json::Value;
 use tracing::warn;
 use url::Url;
 
-use super::http::{describe, read_body};
-use super::retry::{self, Backoff, GaveUp, Verdict};
 use crate::source::SourceError;
+use crate::sources::shared::http::{describe, read_body};
+use crate::sources::shared::retry::{self, Backoff, GaveUp, Verdict};
 
 /// The HTTP side of the source: the client and how long a request may be retried.
 pub(super) struct Arm {

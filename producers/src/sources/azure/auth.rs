@@ -22,9 +22,9 @@ use azure_identity::{
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
-use super::azure::AzureConfig;
-use super::http::read_body;
+use super::AzureConfig;
 use crate::config::ConfigError;
+use crate::sources::shared::http::read_body;
 
 /// azure_core's transport over the collector's `reqwest` 0.12 client; response bodies are read
 /// with the source's byte limit.

@@ -1,12 +1,25 @@
-//! What the HTTP sources share: GET with a clear classification of what came back, and the one
-//! bounded reader of response bodies ([`read_body`]) that every source reading a provider over
-//! `reqwest` uses.
+//! What the HTTP sources share: the HTTP client ([`http_client`]), GET with a clear
+//! classification of what came back, and the one bounded reader of response bodies
+//! ([`read_body`]) that every source reading a provider over `reqwest` uses.
+
+use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use url::Url;
 
-use crate::config::{display_url, MAX_RESPONSE_BYTES_SETTING};
+use crate::config::{display_url, ConfigError, MAX_RESPONSE_BYTES_SETTING};
 use crate::source::SourceError;
+
+/// The HTTP client of the HTTP sources: bounded connect and request timeouts, no redirects to
+/// other hosts' credentials (reqwest drops `Authorization` on cross-host redirects).
+pub(crate) fn http_client(timeout: Duration) -> Result<Client, ConfigError> {
+    Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .user_agent(concat!("asset-inventory/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::invalid("HTTP client", e.to_string()))
+}
 
 /// A response body that was not read whole.
 #[derive(Debug, thiserror::Error)]

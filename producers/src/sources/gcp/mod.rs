@@ -19,129 +19,35 @@
 //! Volatile fields are left out of `raw`: `etag` and `updateTime` move on any write to the
 //! project, including ones this record does not show (tags, IAM-adjacent metadata).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+mod client;
+mod config;
+mod normalise;
+
+use std::collections::HashMap;
+use std::future::Future;
 
 use google_cloud_auth::credentials::{self as gauth, Credentials};
-use google_cloud_resourcemanager_v3::model::{project, Project};
-use inventory_schemas::{asset_filter, Asset, AssetStatus, Provenance};
-use serde_json::Value;
+use google_cloud_resourcemanager_v3::model::Project;
+use inventory_schemas::asset_filter;
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use super::gcp_client::{adc_principal, explain, one_line, ResourceManager, StaticToken};
-use super::retry::{deadline_after, retry, Backoff, GaveUp, DEFAULT_MAX_WAIT};
-use crate::config::{
-    env_opt, http_client, parse_endpoint_url, parse_secs, validate_name, ConfigError,
-    DEFAULT_MAX_RESPONSE_BYTES,
-};
+pub use config::GcpConfig;
+
+use crate::config::ConfigError;
 use crate::source::{provenance, CollectFuture, Collected, Source, SourceError};
+use crate::sources::shared::http::http_client;
+use crate::sources::shared::one_line;
+use crate::sources::shared::retry::{deadline_after, retry, Backoff, GaveUp};
+use crate::sources::{Common, Settings};
+use client::{adc_principal, explain, ResourceManager, StaticToken};
+use normalise::normalise;
 
 const PROVIDER: &str = "gcp";
 const KIND: &str = "project";
 const API: &str = "cloudresourcemanager.projects.search,folders.get";
 /// Folder chains deeper than this are cut (GCP allows 10 levels of folders).
 const MAX_DEPTH: usize = 32;
-
-/// Settings of the `gcp` source.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GcpConfig {
-    /// Base URL of the Resource Manager v3 API, for private endpoints and tests
-    /// (`GCP_RESOURCEMANAGER_ENDPOINT`; default `https://cloudresourcemanager.googleapis.com`).
-    pub endpoint: Option<String>,
-    /// `SearchProjects` query, e.g. `parent:organizations/123` (`GCP_PROJECT_QUERY`; default:
-    /// every project the principal can see).
-    pub query: Option<String>,
-    /// The collector scope: events come from `/collectors/gcp/<scope>` (`GCP_SCOPE`, default
-    /// `gcp-default`; use the organisation id when there is one).
-    pub scope: String,
-    /// Projects asked for per page (`GCP_PAGE_SIZE`, default 100).
-    pub page_size: i32,
-    /// Time budget of the whole listing, retries included (`GCP_DEADLINE_SECS`, default 300).
-    pub deadline: Duration,
-    /// Timeout of each HTTP attempt (`GCP_TIMEOUT_SECS`, default 30).
-    pub timeout: Duration,
-    /// First retry wait (doubles, capped at `retry_max`, with full jitter). Default 500 ms.
-    pub retry_initial: Duration,
-    /// Upper bound of any single retry wait, Google's `Retry-After` included: a longer one is
-    /// clamped to it (`GCP_RETRY_MAX_WAIT_SECS`, default 30).
-    pub retry_max: Duration,
-    /// Largest response body read, in bytes (`INVENTORY_COLLECT_MAX_RESPONSE_BYTES`, default
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`]).
-    pub max_response_bytes: u64,
-    /// Static OAuth 2 access token instead of ADC (`GCP_ACCESS_TOKEN`; tests and CI only).
-    /// Never logged, never published.
-    pub access_token: Option<String>,
-}
-
-impl std::fmt::Debug for GcpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GcpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("query", &self.query)
-            .field("scope", &self.scope)
-            .field("page_size", &self.page_size)
-            .field("deadline", &self.deadline)
-            .field("timeout", &self.timeout)
-            .field("retry_initial", &self.retry_initial)
-            .field("retry_max", &self.retry_max)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-impl Default for GcpConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            query: None,
-            scope: "gcp-default".to_owned(),
-            page_size: 100,
-            deadline: Duration::from_secs(300),
-            timeout: Duration::from_secs(30),
-            retry_initial: Duration::from_millis(500),
-            retry_max: DEFAULT_MAX_WAIT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            access_token: None,
-        }
-    }
-}
-
-impl GcpConfig {
-    /// Reads `GCP_RESOURCEMANAGER_ENDPOINT`, `GCP_PROJECT_QUERY`, `GCP_SCOPE`, `GCP_PAGE_SIZE`,
-    /// `GCP_DEADLINE_SECS`, `GCP_TIMEOUT_SECS`, `GCP_RETRY_MAX_WAIT_SECS` and `GCP_ACCESS_TOKEN`,
-    /// all optional.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let mut c = Self {
-            endpoint: env_opt("GCP_RESOURCEMANAGER_ENDPOINT"),
-            query: env_opt("GCP_PROJECT_QUERY"),
-            access_token: env_opt("GCP_ACCESS_TOKEN"),
-            ..Self::default()
-        };
-        if let Some(s) = env_opt("GCP_SCOPE") {
-            c.scope = s;
-        }
-        if let Some(p) = env_opt("GCP_PAGE_SIZE") {
-            c.page_size = p.trim().parse().map_err(|_| {
-                ConfigError::invalid("GCP_PAGE_SIZE", format!("{p:?} is not a number"))
-            })?;
-        }
-        if let Some(t) = env_opt("GCP_DEADLINE_SECS") {
-            c.deadline = parse_secs("GCP_DEADLINE_SECS", &t)?;
-        }
-        if let Some(t) = env_opt("GCP_TIMEOUT_SECS") {
-            c.timeout = parse_secs("GCP_TIMEOUT_SECS", &t)?;
-        }
-        if let Some(t) = env_opt("GCP_RETRY_MAX_WAIT_SECS") {
-            c.retry_max = parse_secs("GCP_RETRY_MAX_WAIT_SECS", &t)?;
-        }
-        Ok(c)
-    }
-}
 
 /// The `gcp` source.
 #[derive(Debug)]
@@ -158,29 +64,7 @@ impl GcpSource {
     /// Validates the config (`GCP_RESOURCEMANAGER_ENDPOINT: relative URL without a base`, ...).
     /// The credentials (ADC) are set up at the first `collect`.
     pub fn new(config: GcpConfig) -> Result<Self, ConfigError> {
-        validate_name("GCP_SCOPE", &config.scope)?;
-        let endpoint = match &config.endpoint {
-            Some(e) => {
-                let url = parse_endpoint_url("GCP_RESOURCEMANAGER_ENDPOINT", e)?;
-                if !url.username().is_empty() || url.password().is_some() {
-                    return Err(ConfigError::invalid(
-                        "GCP_RESOURCEMANAGER_ENDPOINT",
-                        "must not carry credentials",
-                    ));
-                }
-                Some(url.as_str().trim_end_matches('/').to_owned())
-            }
-            None => None,
-        };
-        if !(1..=1000).contains(&config.page_size) {
-            return Err(ConfigError::invalid(
-                "GCP_PAGE_SIZE",
-                format!("{} is not within 1..=1000", config.page_size),
-            ));
-        }
-        if config.access_token.as_deref().is_some_and(str::is_empty) {
-            return Err(ConfigError::invalid("GCP_ACCESS_TOKEN", "is empty"));
-        }
+        let endpoint = config.validate()?;
         let principal = if config.access_token.is_some() {
             "access-token".to_owned()
         } else {
@@ -356,50 +240,16 @@ enum FolderLookup {
     Failed(String),
 }
 
-/// Builds the project asset: `org_path` is root first (`organizations/1`, `folders/..`, the
-/// parent); `raw` is the project record without `etag` and `updateTime`, plus `projectNumber`.
-fn normalise(p: &Project, org_path: Vec<String>, provenance: Provenance) -> Asset {
-    let mut raw = serde_json::to_value(p).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut raw {
-        m.remove("etag");
-        m.remove("updateTime");
-        // The client asks for enums as numbers; record the API's own names.
-        if let Some(state) = p.state.name() {
-            m.insert("state".into(), Value::String(state.to_owned()));
+impl Settings for GcpConfig {
+    fn build(
+        mut self,
+        common: Common,
+    ) -> impl Future<Output = Result<Box<dyn Source>, ConfigError>> + Send {
+        for v in [&mut self.endpoint, &mut self.query, &mut self.access_token] {
+            crate::config::unset_if_blank(v);
         }
-        if let Some(n) = p.name.strip_prefix("projects/") {
-            m.insert("projectNumber".into(), Value::String(n.to_owned()));
-        }
-    }
-    let status = match p.state {
-        project::State::Active => AssetStatus::Active,
-        project::State::DeleteRequested => AssetStatus::PendingClosure,
-        _ => AssetStatus::Unknown,
-    };
-    Asset {
-        id: p.project_id.clone(),
-        provider: PROVIDER.to_owned(),
-        kind: KIND.to_owned(),
-        name: if p.display_name.is_empty() {
-            p.project_id.clone()
-        } else {
-            p.display_name.clone()
-        },
-        status,
-        org_path,
-        region_residency: Vec::new(),
-        url: Some(format!(
-            "https://console.cloud.google.com/home/dashboard?project={}",
-            p.project_id
-        )),
-        auth_mode: None,
-        labels: p
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        raw,
-        provenance,
+        self.max_response_bytes = common.max_response_bytes;
+        std::future::ready(GcpSource::new(self).map(|s| Box::new(s) as Box<dyn Source>))
     }
 }
 
@@ -431,6 +281,7 @@ impl Source for GcpSource {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use inventory_schemas::AssetStatus;
 
     #[test]
     fn config_errors_name_the_setting() {

@@ -15,14 +15,15 @@ use serde_json::Value;
 use tracing::debug;
 use url::Url;
 
-use super::http::{describe, read_body};
-use super::retry::{retry_after, GaveUp, Verdict};
 use crate::source::SourceError;
+use crate::sources::shared::http::{describe, read_body};
+use crate::sources::shared::one_line;
+use crate::sources::shared::retry::{retry_after, GaveUp, Verdict};
 
 /// Default Resource Manager endpoint.
 const DEFAULT_ENDPOINT: &str = "https://cloudresourcemanager.googleapis.com/";
 
-/// Resource Manager v3 over REST: the calls the source makes, one attempt each ([`super::retry`]
+/// Resource Manager v3 over REST: the calls the source makes, one attempt each ([`crate::sources::shared::retry`]
 /// decides about the next one, so that `Retry-After` and the sweep deadline are honoured).
 #[derive(Debug)]
 pub(super) struct ResourceManager {
@@ -285,10 +286,6 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict<Cal
     } else {
         Verdict::Fail(error)
     }
-}
-
-pub(super) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The service account of `GOOGLE_APPLICATION_CREDENTIALS`, when that file names one

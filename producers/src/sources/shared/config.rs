@@ -1,13 +1,11 @@
-//! Configuration helpers shared by the sources: validated endpoint URLs and names, and the HTTP
-//! client every HTTP source uses. A bad setting is one error line that names it
-//! (`PROM_URL: relative URL without a base`).
+//! Settings helpers shared by the sources: the error that names a setting, validated endpoint
+//! URLs and names, the clap value parsers of seconds and booleans, and the defaults of a
+//! source's settings. A bad setting is one error line that names it (`PROM_URL: relative URL
+//! without a base`).
 
 use std::time::Duration;
 
 use url::Url;
-
-/// Default timeout of one HTTP request to a provider.
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default upper bound, in bytes, of one provider response body (16 MiB): a larger answer is
 /// refused (from its `Content-Length`, or while it streams) instead of being buffered.
@@ -98,31 +96,52 @@ pub fn validate_name(setting: &str, name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The HTTP client of the HTTP sources: bounded connect and request timeouts, no redirects to
-/// other hosts' credentials (reqwest drops `Authorization` on cross-host redirects).
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
-        .user_agent(concat!("asset-inventory/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::invalid("HTTP client", e.to_string()))
-}
-
-/// Reads an optional environment variable; empty counts as unset.
-pub(crate) fn env_opt(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Parses a timeout in whole seconds from a setting.
-pub(crate) fn parse_secs(setting: &str, value: &str) -> Result<Duration, ConfigError> {
+/// clap value parser of a timeout or deadline in whole seconds: a positive number.
+pub(crate) fn secs(value: &str) -> Result<Duration, String> {
     match value.trim().parse::<u64>() {
         Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
-        _ => Err(ConfigError::invalid(
-            setting,
-            format!("{value:?} is not a positive number of seconds"),
-        )),
+        _ => Err(format!("{value:?} is not a positive number of seconds")),
     }
+}
+
+/// clap value parser of a per-request timeout in whole seconds: 1 to 3600.
+pub(crate) fn secs_up_to_an_hour(value: &str) -> Result<Duration, String> {
+    secs(value).and_then(|d| {
+        if d.as_secs() <= 3600 {
+            Ok(d)
+        } else {
+            Err(format!("{value:?} is more than 3600 seconds"))
+        }
+    })
+}
+
+/// clap value parser of a yes/no setting: `true`, `1`, `yes` or `false`, `0`, `no`, in any case.
+pub(crate) fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
+/// A blank optional setting (an environment variable set to nothing, e.g. from an empty
+/// ConfigMap key) counts as unset.
+pub(crate) fn unset_if_blank(value: &mut Option<String>) {
+    if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        *value = None;
+    }
+}
+
+/// The settings `T` with every default of its clap declaration, nothing read from the
+/// environment; `args` gives what has no default (e.g. `["--url=-"]`). So a library caller's
+/// `new()` and the command line share one set of defaults: the `#[arg]` attributes.
+pub(crate) fn defaults<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true))
+        .mut_args(|a| a.env(None::<&'static str>));
+    let matches = cmd
+        .try_get_matches_from(args)
+        .expect("the defaults of a source's settings parse");
+    T::from_arg_matches(&matches).expect("the defaults of a source's settings are complete")
 }
 
 #[cfg(test)]
@@ -168,9 +187,19 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_parse() {
-        assert_eq!(parse_secs("T", "3").unwrap(), Duration::from_secs(3));
-        assert!(parse_secs("T", "0").is_err());
-        assert!(parse_secs("T", "x").is_err());
+    fn seconds_and_booleans_parse() {
+        assert_eq!(secs("3").unwrap(), Duration::from_secs(3));
+        assert!(secs("0").is_err());
+        assert!(secs("x").is_err());
+        assert_eq!(
+            secs_up_to_an_hour("3600").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert!(secs_up_to_an_hour("3601").is_err());
+        assert!(boolean("Yes").unwrap() && !boolean(" FALSE ").unwrap() && !boolean("0").unwrap());
+        assert!(boolean("maybe").unwrap_err().contains("not true or false"));
+        let mut v = Some("  ".to_owned());
+        unset_if_blank(&mut v);
+        assert_eq!(v, None);
     }
 }
