@@ -641,3 +641,93 @@ async fn the_asset_page_verifies_the_chain_and_names_a_forged_link() {
     .await;
     assert!(then.contains("class=\"ok\""), "{then}");
 }
+
+#[tokio::test]
+async fn the_asset_page_says_which_versions_the_verified_checkpoint_covers() {
+    use inventory_query_api::integrity::CheckpointDoc;
+    use inventory_query_api::{Integrity, IntegrityState};
+
+    let f = estate();
+    // a1 has versions at seq 1, 3 and 6.
+    let page_with = |i: Integrity| {
+        let (_tx, rx) = tokio::sync::watch::channel(i);
+        let state = f.state(TokenSet::default()).with_integrity(rx);
+        TestClient::new(inventory_query_api::app(state))
+    };
+
+    // No key: nothing is claimed, the page points to the setting.
+    let c = f.client();
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"unknown\""),
+        "{page}"
+    );
+    assert!(page.contains("no verifier key is configured"), "{page}");
+    assert!(page.contains("INVENTORY_VERIFIER_KEY"), "{page}");
+    assert!(!page.contains("verified."), "{page}");
+    assert!(page.contains(">not checked<"), "{page}");
+    let body = json(c.get("/api/v1/integrity").send().await).await.2;
+    assert_eq!(body["state"], "no_key", "{body}");
+
+    // Verified up to seq 4: two of a1's three versions are covered.
+    let cp = CheckpointDoc {
+        evidence_seq: 2,
+        origin: "asset-inventory/INVENTORY".into(),
+        size: 4,
+        root: "ab".repeat(32),
+        signers: vec!["asset-inventory/INVENTORY+0badcafe".into()],
+    };
+    let mut verified = Integrity::initial(&[]);
+    verified.state = IntegrityState::Verified;
+    verified.reason = None;
+    verified.keys = vec!["asset-inventory/INVENTORY+0badcafe".into()];
+    verified.checkpoint = Some(cp.clone());
+    verified.verified = Some(cp.clone());
+    verified.verified_at = Some(chrono::Utc::now());
+    let c = page_with(verified.clone());
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"ok\""),
+        "{page}"
+    );
+    assert!(page.contains("Signed checkpoints: verified."), "{page}");
+    assert!(
+        page.contains("Of the 3 versions shown, 2 are covered by it (seq ≤ 4)"),
+        "{page}"
+    );
+    assert_eq!(page.matches(">covered<").count(), 2, "{page}");
+    assert_eq!(page.matches(">not yet<").count(), 1, "{page}");
+    let page = ok(&c, "/ui/f/collectors").await;
+    assert!(
+        page.contains("id=\"integrity-status\" class=\"ok\""),
+        "{page}"
+    );
+    let (status, _, body) = json(c.get("/api/v1/integrity").send().await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "verified");
+    assert_eq!(body["verified"]["size"], 4);
+
+    // The newest checkpoint failed: said so, with the reason; the older one still covers.
+    let mut failed = verified;
+    failed.state = IntegrityState::Failed;
+    failed.reason = Some("root mismatch: the stream differs".into());
+    failed.checkpoint = Some(CheckpointDoc { size: 6, ..cp });
+    let c = page_with(failed);
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"bad\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("did NOT verify: root mismatch: the stream differs"),
+        "{page}"
+    );
+    assert!(page.contains("covers seq 1..4"), "{page}");
+
+    // The route is read like the others: a token where tokens are configured.
+    let state = f.state(TokenSet::from_tokens(&[(Role::Viewer, "viewer-secret")]));
+    let c = TestClient::new(inventory_query_api::app(state));
+    let resp = c.get("/api/v1/integrity").send().await;
+    let problem = common::problem(resp, 401).await;
+    assert_eq!(problem["status"], 401, "{problem}");
+}

@@ -15,6 +15,7 @@
 //! ([`crate::params`]); a refused one renders a readable error with the API's status.
 
 mod chart;
+mod integrity;
 mod pages;
 
 use std::future::Future;

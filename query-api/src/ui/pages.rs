@@ -8,7 +8,7 @@ use inventory_schemas::{AssetKey, Point};
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{chart, encode, Ctx, Query};
+use super::{chart, encode, integrity, Ctx, Query};
 use crate::cursor;
 use crate::model::{AssetDoc, ChangeDoc, ChangeType, DiffChange, StatusFilter};
 use crate::params::{
@@ -391,6 +391,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         _ => None,
     };
     let chain = chain_check(&versions);
+    let signed = ctx.state.integrity.borrow().clone();
     let markup = html! {
         nav.breadcrumb aria-label="Breadcrumb" {
             ol {
@@ -431,10 +432,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                 }
                 "Newest chain hash " code title=(d.chainhash) { (short(&d.chainhash)) } ". "
             }
-            p #checkpoint-status {
-                "The stream's signed checkpoints (which make the chains unforgeable) are not checked here: run "
-                code { "inventory verify --checkpoints" } " with the checkpoint public key."
-            }
+            (integrity::checkpoint_status(&signed, &versions.iter().map(|v| v.seq).collect::<Vec<_>>()))
         }
         details.doc open {
             summary { "Document" }
@@ -459,7 +457,8 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                             th scope="col" { "From" } th scope="col" { "To" }
                             th scope="col" { "Seq" } th scope="col" { "Time" } th scope="col" { "Type" }
                             th scope="col" { "Collector" } th scope="col" { "Content hash" }
-                            th scope="col" { "Chain hash" } th scope="col" { "Open" }
+                            th scope="col" { "Chain hash" } th scope="col" { "Signed checkpoint" }
+                            th scope="col" { "Open" }
                         } }
                         tbody {
                             @for v in &versions {
@@ -474,6 +473,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                                     td { code { (v.source) } }
                                     td { code title=(v.contenthash) { (short(&v.contenthash)) } }
                                     td { code title=(v.chainhash) { (short(&v.chainhash)) } }
+                                    td { (integrity::version_cell(&signed, v.seq)) }
                                     td.links {
                                         a href=(asset_href(&d.key, Some(&format!("seq:{}", v.seq)))) { "this version" }
                                         " · "
@@ -808,8 +808,10 @@ pub(crate) async fn collectors(ctx: Ctx) -> Result<Markup, ServiceError> {
     let mut items = list.items;
     items.sort_by(|a, b| b.stale.cmp(&a.stale).then(a.source.cmp(&b.source)));
     let stale = items.iter().filter(|c| c.stale).count();
+    let signed = ctx.state.integrity.borrow().clone();
     let markup = html! {
         h1 { "Collectors" }
+        (integrity::summary(&signed))
         p {
             (items.len()) " scopes; expected sweep interval " (list.expected_interval_seconds) " s; "
             strong { (stale) " stale" } " (no ok sweep within twice the interval). Freshness is always as of now."
