@@ -731,3 +731,68 @@ async fn the_asset_page_says_which_versions_the_verified_checkpoint_covers() {
     let problem = common::problem(resp, 401).await;
     assert_eq!(problem["status"], 401, "{problem}");
 }
+
+#[tokio::test]
+async fn several_label_filters_must_all_hold_in_the_listing_the_facets_and_the_console() {
+    let f = labelled_estate();
+    let c = f.client();
+    let both = "label=team:payments&label=owner:ana";
+    assert_eq!(listed(&c, both).await, ["aws/account/100000000001"]);
+    assert_eq!(
+        listed(&c, "label=team:payments&label=owner:bo").await,
+        ["aws/account/100000000002"]
+    );
+    assert!(listed(&c, "label=team:search&label=team:payments")
+        .await
+        .is_empty());
+    // An empty value (a form's unset field) is no filter.
+    assert_eq!(listed(&c, "label=&label=owner:cy").await.len(), 1);
+    // As of a past point too: before 100000000003 was written only one payments/ana account.
+    assert_eq!(
+        listed(&c, &format!("{both}&as_of=seq:3")).await,
+        ["aws/account/100000000001"]
+    );
+
+    let (status, _, facets) =
+        json(c.get(format!("/api/v1/assets/facets?{both}")).send().await).await;
+    assert_eq!(status, 200, "{facets}");
+    assert_eq!(facets["total"], 1, "{facets}");
+    assert_eq!(
+        facet(&facets, "labels"),
+        [("owner:ana", 1), ("team:payments", 1)]
+    );
+
+    // At most 16: beyond, 400 naming the parameter, on both routes and the console.
+    let many: String = (0..17)
+        .map(|i| format!("label=k{i}:v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for path in [
+        format!("/api/v1/assets?{many}"),
+        format!("/api/v1/assets/facets?{many}"),
+    ] {
+        let p = common::problem(c.get(&path).send().await, 400).await;
+        assert_eq!(p["parameter"], "label", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("at most 16"), "{p}");
+    }
+    let sixteen: String = (0..16)
+        .map(|i| format!("label=k{i}:v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert!(listed(&c, &sixteen).await.is_empty());
+    let (status, page) = html(&c, &format!("/ui/f/inventory?{many}")).await;
+    assert_eq!(status, 400, "{page}");
+
+    // The console: both filters apply, the label facet adds a label and removes only its own.
+    let page = ok(&c, &format!("/ui/f/inventory?{both}")).await;
+    assert!(page.contains("id=\"total\">1<"), "{page}");
+    assert!(
+        page.contains("href=\"/?label=owner%3Aana\" aria-current=\"true\""),
+        "removing team:payments keeps owner:ana: {page}"
+    );
+    let page = ok(&c, "/ui/f/inventory?label=team:payments").await;
+    assert!(
+        page.contains("href=\"/?label=team%3Apayments&amp;label=owner%3Aana\""),
+        "picking owner:ana adds it: {page}"
+    );
+}

@@ -18,6 +18,10 @@ use crate::state::AppState;
 /// Kinds `/accounts` lists.
 pub const ACCOUNT_KINDS: [&str; 3] = ["account", "project", "subscription"];
 
+/// Most `label` filters in one query (each is one more condition every candidate is checked
+/// against); more are refused with 400.
+pub const MAX_LABEL_FILTERS: usize = 16;
+
 /// Which assets `GET /api/v1/assets` lists.
 #[derive(Debug, Clone, Default)]
 pub struct AssetFilter {
@@ -26,8 +30,9 @@ pub struct AssetFilter {
     pub status: Option<StatusFilter>,
     /// A case-insensitive substring of the name.
     pub name: Option<String>,
-    /// A label the asset carries, `key:value`.
-    pub label: Option<String>,
+    /// Labels the asset carries, each `key:value`: all of them (AND), at most
+    /// [`MAX_LABEL_FILTERS`].
+    pub labels: Vec<String>,
     /// An org path prefix of whole segments, e.g. `o-root/ou-prod`.
     pub org_path: Option<String>,
     /// Also assets a complete sweep found deleted.
@@ -35,9 +40,18 @@ pub struct AssetFilter {
 }
 
 impl AssetFilter {
-    /// The listing's query (the label's form is checked by its parameter type).
+    /// The listing's query (each label's form is checked by its parameter type; their number
+    /// here).
     fn query(self) -> Result<AssetQuery, ServiceError> {
-        let label = self.label;
+        if self.labels.len() > MAX_LABEL_FILTERS {
+            return Err(ServiceError::invalid_parameter(
+                "label",
+                format!(
+                    "label may be given at most {MAX_LABEL_FILTERS} times (got {})",
+                    self.labels.len()
+                ),
+            ));
+        }
         let org_path = self
             .org_path
             .map(|p| p.trim_matches('/').to_owned())
@@ -47,7 +61,7 @@ impl AssetFilter {
             kinds: self.kind.into_iter().collect(),
             status: self.status.map(|s| s.as_str().to_owned()),
             name_contains: self.name,
-            labels: label.into_iter().collect(),
+            labels: self.labels,
             org_path,
             include_deleted: self.include_deleted,
             after: None,

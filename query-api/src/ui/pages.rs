@@ -86,7 +86,7 @@ struct InventoryQuery {
 impl InventoryQuery {
     fn parse(q: &Query) -> Result<Self, ServiceError> {
         let text: NameFilter = q.get("q")?;
-        let label: LabelFilter = q.get("label")?;
+        let labels: Vec<LabelFilter> = q.get_all("label")?;
         let org_path: NameFilter = q.get("org_path")?;
         let provider: Word = q.get("provider")?;
         let kind: Word = q.get("kind")?;
@@ -105,7 +105,7 @@ impl InventoryQuery {
                 kind: kind.0,
                 status,
                 name: text.clone(),
-                label: label.0,
+                labels: labels.into_iter().filter_map(|l| l.0).collect(),
                 org_path: org_path.0,
                 include_deleted: include_deleted.0,
             },
@@ -128,7 +128,9 @@ impl InventoryQuery {
         put("kind", self.filter.kind.as_deref());
         put("status", self.filter.status.map(|s| s.as_str()));
         put("name", self.text.as_deref());
-        put("label", self.filter.label.as_deref());
+        for l in &self.filter.labels {
+            put("label", Some(l));
+        }
         put("org_path", self.filter.org_path.as_deref());
         put(
             "include_deleted",
@@ -164,20 +166,33 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
         m.iter().map(|(k, n)| (k.clone(), *n)).collect()
     };
     let facet = |name: &'static str, label: &str, counts: &[(String, u64)], more: u64| {
-        let selected = q.raw(name).filter(|v| !v.is_empty());
+        // Labels add up (all of them must hold); the other facets replace their value.
+        let multi = name == "label";
+        let selected = |value: &str| {
+            if multi {
+                q.has(name, value)
+            } else {
+                q.raw(name) == Some(value)
+            }
+        };
+        let href = |value: &str, add: bool| match (multi, add) {
+            (true, _) => q.toggled(name, value, add),
+            (false, true) => q.with(&[(name, Some(value))]),
+            (false, false) => q.with(&[(name, None)]),
+        };
         html! {
             section.facet aria-labelledby={"facet-" (name)} {
                 h3 id={"facet-" (name)} { (label) }
                 ul {
                     @for (value, n) in counts {
                         li {
-                            @if selected == Some(value.as_str()) {
-                                a href={"/" (q.with(&[(name, None)]))} aria-current="true"
+                            @if selected(value) {
+                                a href={"/" (href(value, false))} aria-current="true"
                                     title={"Remove the " (label) " filter"} {
                                     strong { (value) } " (" (n) ") ×"
                                 }
                             } @else {
-                                a href={"/" (q.with(&[(name, Some(value.as_str()))]))} data-facet=(name) data-value=(value) {
+                                a href={"/" (href(value, true))} data-facet=(name) data-value=(value) {
                                     (value) " (" span.count { (n) } ")"
                                 }
                             }
