@@ -1,11 +1,13 @@
-//! The stream's signed checkpoints on the console ([`crate::integrity`]): the asset page says
-//! whether the newest checkpoint verified and which of the asset's versions it covers; the
-//! collectors page carries the same summary. Nothing is called verified without a verifier key.
+//! The asset page's *Integrity* section: the asset's own chain ([`chain_check`]), and the
+//! stream's signed checkpoints ([`crate::integrity`]): whether the newest checkpoint verified and
+//! which of the asset's versions it covers; the collectors page carries the same summary.
+//! Nothing is called verified without a verifier key.
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use crate::integrity::{Integrity, IntegrityState};
+use crate::model::ChangeDoc;
 
 fn time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%SZ").to_string()
@@ -92,4 +94,54 @@ pub(crate) fn version_cell(i: &Integrity, seq: u64) -> Markup {
 /// The summary line of other pages (collectors).
 pub(crate) fn summary(i: &Integrity) -> Markup {
     html! { p #integrity-status class=(class(i)) { (outcome(i)) } }
+}
+
+/// What the asset page found checking an asset's chain over the versions it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ChainCheck {
+    /// Every version names the one before it and its chain hash is
+    /// `chain_hash(previous chain hash, contenthash, type)`: how many versions.
+    Verified(usize),
+    /// The first version (oldest first) that does not: its sequence and why.
+    Broken { seq: u64, reason: &'static str },
+}
+
+/// Follows the asset's chain over `items` (newest first, as the history returns them) with the
+/// one chain rule `inventory verify` applies ([`inventory_schemas::hash::chain_hash`]). The
+/// oldest version shown links to an event outside the page (the timeline is bounded) or to a
+/// message that is not an event of the asset: its chain hash is taken as given, as `verify`
+/// does for a chain anchored before its window.
+pub(crate) fn chain_check(items: &[&ChangeDoc]) -> ChainCheck {
+    use inventory_schemas::{hash::chain_hash, EventType};
+    let mut previous: Option<&ChangeDoc> = None;
+    for &v in items.iter().rev() {
+        let Some(ty) = EventType::from_short(&v.ty) else {
+            return ChainCheck::Broken {
+                seq: v.seq,
+                reason: "its type is not an asset event's",
+            };
+        };
+        let prev_chain = match previous {
+            Some(p) if v.prevseq != p.seq => {
+                return ChainCheck::Broken {
+                    seq: v.seq,
+                    reason: "its prevseq does not name the version before it",
+                }
+            }
+            Some(p) => Some(p.chainhash.as_str()),
+            None if v.prevseq == 0 => Some(""),
+            None => None,
+        };
+        if let Some(prev_chain) = prev_chain {
+            if chain_hash(prev_chain, &v.contenthash, ty) != v.chainhash {
+                return ChainCheck::Broken {
+                    seq: v.seq,
+                    reason:
+                        "its chain hash is not sha256(previous chain hash ‖ contenthash ‖ type)",
+                };
+            }
+        }
+        previous = Some(v);
+    }
+    ChainCheck::Verified(items.len())
 }

@@ -8,7 +8,8 @@ use inventory_schemas::{AssetKey, Point};
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{chart, encode, integrity, Ctx, Query};
+use super::integrity::{self, chain_check, ChainCheck};
+use super::{chart, encode, Ctx, Query};
 use crate::cursor;
 use crate::model::{AssetDoc, ChangeDoc, ChangeType, DiffChange, StatusFilter};
 use crate::params::{
@@ -512,56 +513,6 @@ fn provider_pairs(provider: &str, as_of: Option<&str>) -> Vec<(String, String)> 
         pairs.push(("as_of".to_owned(), a.to_owned()));
     }
     pairs
-}
-
-/// What the asset page found checking an asset's chain over the versions it shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum ChainCheck {
-    /// Every version names the one before it and its chain hash is
-    /// `chain_hash(previous chain hash, contenthash, type)`: how many versions.
-    Verified(usize),
-    /// The first version (oldest first) that does not: its sequence and why.
-    Broken { seq: u64, reason: &'static str },
-}
-
-/// Follows the asset's chain over `items` (newest first, as the history returns them) with the
-/// one chain rule `inventory verify` applies ([`inventory_schemas::hash::chain_hash`]). The
-/// oldest version shown links to an event outside the page (the timeline is bounded) or to a
-/// message that is not an event of the asset: its chain hash is taken as given, as `verify`
-/// does for a chain anchored before its window.
-fn chain_check(items: &[&ChangeDoc]) -> ChainCheck {
-    use inventory_schemas::{hash::chain_hash, EventType};
-    let mut previous: Option<&ChangeDoc> = None;
-    for &v in items.iter().rev() {
-        let Some(ty) = EventType::from_short(&v.ty) else {
-            return ChainCheck::Broken {
-                seq: v.seq,
-                reason: "its type is not an asset event's",
-            };
-        };
-        let prev_chain = match previous {
-            Some(p) if v.prevseq != p.seq => {
-                return ChainCheck::Broken {
-                    seq: v.seq,
-                    reason: "its prevseq does not name the version before it",
-                }
-            }
-            Some(p) => Some(p.chainhash.as_str()),
-            None if v.prevseq == 0 => Some(""),
-            None => None,
-        };
-        if let Some(prev_chain) = prev_chain {
-            if chain_hash(prev_chain, &v.contenthash, ty) != v.chainhash {
-                return ChainCheck::Broken {
-                    seq: v.seq,
-                    reason:
-                        "its chain hash is not sha256(previous chain hash ‖ contenthash ‖ type)",
-                };
-            }
-        }
-        previous = Some(v);
-    }
-    ChainCheck::Verified(items.len())
 }
 
 /// Two versions side by side: each operation of the JSON Patch from the older to the newer,
