@@ -494,12 +494,21 @@ async fn label_and_org_path_facets_count_what_the_listing_lists() {
         listed(&c, "label=team:payments&org_path=o-root/ou-prod").await,
         ["aws/account/100000000001", "aws/account/100000000002"]
     );
-    // Past views hold no labels: the facets say so, the filters are refused.
+    // Past views count labels and org paths as the assets stood then.
     let (status, _, past) = json(c.get("/api/v1/assets/facets?as_of=seq:3").send().await).await;
     assert_eq!(status, 200, "{past}");
-    assert!(
-        past["labels"].is_null() && past["org_path"].is_null(),
-        "{past}"
+    assert_eq!(
+        facet(&past, "labels"),
+        [
+            ("owner:ana", 2),
+            ("team:payments", 2),
+            ("owner:bo", 1),
+            ("team:search", 1)
+        ]
+    );
+    assert_eq!(
+        facet(&past, "org_path"),
+        [("o-root", 3), ("o-root/ou-prod", 3)]
     );
     assert_eq!(
         (past["total"].as_u64(), past["as_of_seq"].as_u64()),
@@ -517,7 +526,11 @@ async fn label_and_org_path_facets_count_what_the_listing_lists() {
     assert!(search.contains("id=\"total\">2<"), "{search}");
     assert!(!search.contains("acct-100000000001"), "{search}");
     let past = ok(&c, "/ui/f/inventory?as_of=seq:3").await;
-    assert!(past.contains("id=\"tags-note\""), "{past}");
+    assert!(!past.contains("id=\"tags-note\""), "{past}");
+    assert!(
+        past.contains("data-facet=\"label\" data-value=\"team:search\">team:search (<span class=\"count\">1</span>)"),
+        "{past}"
+    );
 }
 
 #[tokio::test]
@@ -577,7 +590,24 @@ async fn past_views_filter_on_the_labels_and_org_path_of_then() {
     )
     .await;
     assert_eq!(past["total"], 3, "{past}");
-    assert!(past["labels"].is_null(), "{past}");
+    // The labels of then: 002 still carried team:payments and owner:bo (its record is read),
+    // 001 and 004 unchanged since (from memory).
+    assert_eq!(
+        facet(&past, "labels"),
+        [
+            ("team:payments", 3),
+            ("owner:ana", 1),
+            ("owner:bo", 1),
+            ("owner:cy", 1)
+        ]
+    );
+    let (_, _, now) = json(
+        c.get("/api/v1/assets/facets?label=team:payments")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(now["total"], 2, "{now}");
 }
 
 #[tokio::test]

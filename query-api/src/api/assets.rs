@@ -128,8 +128,8 @@ impl AssetsApi {
     /// Count assets per facet
     ///
     /// How many assets `GET /api/v1/assets` with the same filters lists (every page), per
-    /// provider, kind and status, and, for the current view, per org path prefix and label
-    /// (the 20 most frequent of each; null with `as_of`, whose past views hold neither).
+    /// provider, kind and status, and per org path prefix and label (the 20 most frequent of
+    /// each), now or as the assets stood at `as_of`.
     #[oai(path = "/assets/facets", method = "get", operation_id = "assetFacets")]
     #[allow(clippy::too_many_arguments)]
     async fn facets(
