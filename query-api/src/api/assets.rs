@@ -49,7 +49,7 @@ fn asset_filter(
     kind: Query<Word>,
     status: Query<Option<StatusFilter>>,
     name: Query<NameFilter>,
-    label: Query<Vec<LabelFilter>>,
+    label: Query<Option<Vec<LabelFilter>>>,
     org_path: Query<NameFilter>,
     include_deleted: Query<Flag>,
 ) -> AssetFilter {
@@ -58,7 +58,7 @@ fn asset_filter(
         kind: kind.0 .0,
         status: status.0,
         name: name.0 .0,
-        labels: label.0.into_iter().filter_map(|l| l.0).collect(),
+        labels: label.0.into_iter().flatten().filter_map(|l| l.0).collect(),
         org_path: org_path.0 .0,
         include_deleted: include_deleted.0 .0,
     }
@@ -98,7 +98,7 @@ impl AssetsApi {
         /// A label the asset carries, `key:value` (e.g. `team:payments`; at most 256
         /// characters). Repeatable: `label=team:payments&label=owner:ana` lists assets carrying
         /// all of them (at most 16). With `as_of`, each candidate's document then is read.
-        label: Query<Vec<LabelFilter>>,
+        label: Query<Option<Vec<LabelFilter>>>,
         /// An org path prefix of whole segments (e.g. `o-root/ou-prod`; at most 256
         /// characters). With `as_of`, each candidate's document then is read.
         org_path: Query<NameFilter>,
@@ -144,7 +144,7 @@ impl AssetsApi {
         /// Search text, as `GET /api/v1/assets` takes it.
         name: Query<NameFilter>,
         /// A label `key:value`; repeatable (all of them, at most 16).
-        label: Query<Vec<LabelFilter>>,
+        label: Query<Option<Vec<LabelFilter>>>,
         /// An org path prefix of whole segments.
         org_path: Query<NameFilter>,
         /// Also count assets a complete sweep found deleted (default false).
