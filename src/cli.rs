@@ -305,6 +305,20 @@ pub struct ServeArgs {
     /// applied (0: no bound).
     #[arg(long, env = "INVENTORY_READY_MAX_LAG", default_value_t = 100_000)]
     pub ready_max_lag: u64,
+    /// Verifier key of the stream's signed checkpoints (NAME+KEYID+KEY, or a file holding it, as
+    /// written by `inventory keygen`), repeatable or comma separated: the API checks the newest
+    /// checkpoint in the background (GET /api/v1/integrity, the console). None: nothing is
+    /// verified. `inventory up` adds the key it signs with.
+    #[arg(
+        long,
+        value_name = "PUB",
+        env = "INVENTORY_VERIFIER_KEY",
+        value_delimiter = ','
+    )]
+    pub verifier_key: Vec<String>,
+    /// Interval between two looks for a newer signed checkpoint to verify.
+    #[arg(long, env = "INVENTORY_INTEGRITY_EVERY", default_value = "30s", value_parser = parse_duration)]
+    pub integrity_every: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -234,6 +234,11 @@ pub fn serve_config(
             stall_after: args.ready_stall_after,
             max_lag: args.ready_max_lag,
         },
+        integrity: inventory_query_api::IntegrityConfig {
+            keys: inventory_evidence::nats::load_verifiers(&args.verifier_key)
+                .map_err(|e| anyhow::anyhow!("INVENTORY_VERIFIER_KEY {e}"))?,
+            every: args.integrity_every,
+        },
     })
 }
 

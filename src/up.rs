@@ -103,6 +103,17 @@ pub async fn run(
     if serve_args.db == Path::new(".data/api.duckdb") {
         serve_args.db = data.join("api.duckdb");
     }
+    // The checkpoints' key, made on first start: the API verifies with its public half unless
+    // verifier keys were given, so the local console shows the stream's integrity at once.
+    let signing_key = match args.signing_key_file.clone() {
+        Some(path) => path,
+        None => crate::evidence::keygen::ensure_local(&data)?,
+    };
+    if serve_args.verifier_key.is_empty() {
+        serve_args.verifier_key = vec![crate::evidence::load_signer(&signing_key)?
+            .verifier()
+            .key_text()];
+    }
     let api_url = format!("http://{}", serve_args.listen);
     let cfg = crate::serve_config(global, &serve_args)?;
     let api_cancel = cancel.child_token();
@@ -123,11 +134,7 @@ pub async fn run(
         cancel.child_token(),
     ));
 
-    // 5. Signed checkpoints of the stream (docs/audit.md), with a key made on first start.
-    let signing_key = match args.signing_key_file.clone() {
-        Some(path) => path,
-        None => crate::evidence::keygen::ensure_local(&data)?,
-    };
+    // 5. Signed checkpoints of the stream (docs/audit.md), with the key made on first start.
     let checkpoint_task = tokio::spawn(crate::evidence::checkpoint::run_periodic(
         crate::nats_config(global, "inventory-up-checkpoint"),
         usize::from(global.stream_replicas),

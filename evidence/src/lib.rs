@@ -3,11 +3,15 @@
 //! format signed as C2SP signed notes with Ed25519, inclusion and consistency proofs, and the
 //! records kept on the evidence stream.
 //!
-//! Pure: no IO, no clock, no randomness (keys are made from seeds the caller draws).
+//! Pure: no IO, no clock, no randomness (keys are made from seeds the caller draws), except the
+//! [`nats`] module (feature `nats`): the readers of the evidence on NATS that the CLI and the API
+//! share.
 
 pub mod checkpoint;
 pub mod leaf;
 pub mod merkle;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod note;
 pub mod records;
 

@@ -180,6 +180,49 @@ pub fn list_assets_at(
     Ok(rows)
 }
 
+/// Every asset matching `q` as it stood at stream sequence `at`, handed to `each` with its
+/// provider, kind, status and tags then (the facets of a past view). The cost follows the
+/// answer: an asset whose version then is its current one is answered from memory; only those
+/// changed since `at` have their record (and document, for the tags) read from the version log.
+pub fn tagged_assets_at(
+    snap: &Snapshot,
+    q: &AssetQuery,
+    at: u64,
+    mut each: impl FnMut(&str, &str, &str, &Tags),
+) -> Result<(), StoreError> {
+    let matcher = q.matcher();
+    let past: Vec<Located> = {
+        let versions = snap.versions();
+        let mut past = Vec::new();
+        for (k, c) in snap.keys(q) {
+            let Some(v) = versions.at(k, at) else {
+                continue;
+            };
+            if !versions.matches(&matcher, k, &v) {
+                continue;
+            }
+            if v.seq == c.state.version {
+                if matcher.tags(&c.tags) {
+                    each(&c.state.provider, &c.state.kind, &c.state.status, &c.tags);
+                }
+            } else if let Some(l) = versions.locate(v.seq) {
+                past.push(l);
+            }
+        }
+        past
+    };
+    let mut records = Records::new(snap);
+    for located in past {
+        let row = records.asset_row(located)?;
+        let tags = Tags::of(row.data.as_deref().unwrap_or(""));
+        if matcher.tags(&tags) {
+            let s = &row.state;
+            each(&s.provider, &s.kind, &s.status, &tags);
+        }
+    }
+    Ok(())
+}
+
 /// One asset as it stood at stream sequence `at` (deleted included; `None`: not known then).
 pub fn get_asset_at(snap: &Snapshot, key: &str, at: u64) -> Result<Option<AssetRow>, StoreError> {
     let located = {

@@ -8,7 +8,8 @@
 //! Routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, `GET /docs`,
 //! `GET /api/v1/assets`, `GET /api/v1/assets/{key}`, `GET /api/v1/accounts`,
 //! `GET|POST /api/v1/monitoring`, `GET /api/v1/assets/{key}/history`, `GET /api/v1/changes`,
-//! `GET /api/v1/changes/stream` (SSE), `GET /api/v1/diff`, `GET /api/v1/collectors`; the
+//! `GET /api/v1/changes/stream` (SSE), `GET /api/v1/diff`, `GET /api/v1/collectors`,
+//! `GET /api/v1/integrity` (the stream's signed checkpoints, checked by [`integrity`]); the
 //! listings and `/assets/{key}` take `as_of`. Errors are
 //! `application/problem+json` ([`problem`]).
 //!
@@ -25,6 +26,7 @@ pub mod cursor;
 pub mod declare;
 pub mod fast_json;
 mod http;
+pub mod integrity;
 pub mod limits;
 pub mod metrics;
 pub mod model;
@@ -44,6 +46,7 @@ use poem_openapi::OpenApiService;
 
 pub use auth::{ConfigError, Principal, Role, TokenSet};
 pub use declare::Publisher;
+pub use integrity::{Integrity, IntegrityConfig, IntegrityState};
 pub use limits::{Limits, ReadyBounds};
 pub use server::{serve, ApiError, ServeConfig, SHUTDOWN_TIMEOUT};
 pub use state::{AppState, FeedSettings, DEFAULT_SWEEP_INTERVAL};

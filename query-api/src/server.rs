@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::auth::TokenSet;
 use crate::declare::Publisher;
+use crate::integrity::{Checker, IntegrityConfig};
 use crate::limits::{Limits, ReadyBounds};
 use crate::state::AppState;
 
@@ -60,6 +61,9 @@ pub struct ServeConfig {
     /// When `/readyz` reports a stalled or lagging projector (`INVENTORY_READY_STALL_AFTER`,
     /// `INVENTORY_READY_MAX_LAG`).
     pub ready: ReadyBounds,
+    /// The checkpoints' verifier keys and how often the newest checkpoint is looked for
+    /// (`INVENTORY_VERIFIER_KEY`, `INVENTORY_INTEGRITY_EVERY`).
+    pub integrity: IntegrityConfig,
 }
 
 /// Why [`serve`] stopped with an error.
@@ -136,6 +140,16 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         store,
     ));
 
+    // The stream's signed checkpoints, checked in the background (cancelled with the server).
+    let (integrity_tx, integrity_rx) =
+        watch::channel(crate::Integrity::initial(&cfg.integrity.keys));
+    let integrity_cancel = cancel.child_token();
+    let mut integrity = tokio::spawn(crate::integrity::run(
+        Checker::new(js.clone(), stream.clone(), cfg.integrity.keys, integrity_tx),
+        cfg.integrity.every,
+        integrity_cancel.clone(),
+    ));
+
     let server_stop = CancellationToken::new();
     let mut state = AppState::new(pool, status_rx, cfg.tokens)
         .with_publisher(
@@ -148,6 +162,7 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         .with_feed(cfg.feed)
         .with_limits(cfg.limits)
         .with_ready_bounds(cfg.ready)
+        .with_integrity(integrity_rx)
         .with_shutdown(server_stop.clone());
     if let Some(url) = cfg.public_url {
         state = state.with_public_url(url);
@@ -179,6 +194,14 @@ pub async fn serve(cfg: ServeConfig, cancel: CancellationToken) -> Result<(), Ap
         None => server.await,
     };
     info!("HTTP server stopped");
+    integrity_cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut integrity)
+        .await
+        .is_err()
+    {
+        warn!("the integrity check did not stop within the shutdown timeout");
+        integrity.abort();
+    }
     projector_cancel.cancel();
     let projected = match projector_result {
         Some(r) => r,

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSet;
 use crate::declare::Publisher;
+use crate::integrity::Integrity;
 use crate::limits::{Limits, ReadyBounds};
 use crate::metrics::Metrics;
 use crate::reads::Reads;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub(crate) limits: Limits,
     /// When `/readyz` stops vouching for the read model.
     pub(crate) ready: ReadyBounds,
+    /// The stream's signed checkpoints as last checked ([`crate::integrity`]).
+    pub(crate) integrity: watch::Receiver<Integrity>,
 }
 
 /// Tuning of the SSE change feed.
@@ -101,6 +104,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             limits,
             ready: ReadyBounds::default(),
+            integrity: watch::channel(Integrity::initial(&[])).1,
         }
     }
 
@@ -127,6 +131,12 @@ impl AppState {
     /// Ends the change feeds when `token` is cancelled (the server's shutdown).
     pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
+        self
+    }
+
+    /// Reports the integrity check's outcome (default: no verifier key, nothing verified).
+    pub fn with_integrity(mut self, integrity: watch::Receiver<Integrity>) -> Self {
+        self.integrity = integrity;
         self
     }
 

@@ -494,12 +494,21 @@ async fn label_and_org_path_facets_count_what_the_listing_lists() {
         listed(&c, "label=team:payments&org_path=o-root/ou-prod").await,
         ["aws/account/100000000001", "aws/account/100000000002"]
     );
-    // Past views hold no labels: the facets say so, the filters are refused.
+    // Past views count labels and org paths as the assets stood then.
     let (status, _, past) = json(c.get("/api/v1/assets/facets?as_of=seq:3").send().await).await;
     assert_eq!(status, 200, "{past}");
-    assert!(
-        past["labels"].is_null() && past["org_path"].is_null(),
-        "{past}"
+    assert_eq!(
+        facet(&past, "labels"),
+        [
+            ("owner:ana", 2),
+            ("team:payments", 2),
+            ("owner:bo", 1),
+            ("team:search", 1)
+        ]
+    );
+    assert_eq!(
+        facet(&past, "org_path"),
+        [("o-root", 3), ("o-root/ou-prod", 3)]
     );
     assert_eq!(
         (past["total"].as_u64(), past["as_of_seq"].as_u64()),
@@ -517,7 +526,11 @@ async fn label_and_org_path_facets_count_what_the_listing_lists() {
     assert!(search.contains("id=\"total\">2<"), "{search}");
     assert!(!search.contains("acct-100000000001"), "{search}");
     let past = ok(&c, "/ui/f/inventory?as_of=seq:3").await;
-    assert!(past.contains("id=\"tags-note\""), "{past}");
+    assert!(!past.contains("id=\"tags-note\""), "{past}");
+    assert!(
+        past.contains("data-facet=\"label\" data-value=\"team:search\">team:search (<span class=\"count\">1</span>)"),
+        "{past}"
+    );
 }
 
 #[tokio::test]
@@ -577,7 +590,24 @@ async fn past_views_filter_on_the_labels_and_org_path_of_then() {
     )
     .await;
     assert_eq!(past["total"], 3, "{past}");
-    assert!(past["labels"].is_null(), "{past}");
+    // The labels of then: 002 still carried team:payments and owner:bo (its record is read),
+    // 001 and 004 unchanged since (from memory).
+    assert_eq!(
+        facet(&past, "labels"),
+        [
+            ("team:payments", 3),
+            ("owner:ana", 1),
+            ("owner:bo", 1),
+            ("owner:cy", 1)
+        ]
+    );
+    let (_, _, now) = json(
+        c.get("/api/v1/assets/facets?label=team:payments")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(now["total"], 2, "{now}");
 }
 
 #[tokio::test]
@@ -640,4 +670,159 @@ async fn the_asset_page_verifies_the_chain_and_names_a_forged_link() {
     )
     .await;
     assert!(then.contains("class=\"ok\""), "{then}");
+}
+
+#[tokio::test]
+async fn the_asset_page_says_which_versions_the_verified_checkpoint_covers() {
+    use inventory_query_api::integrity::CheckpointDoc;
+    use inventory_query_api::{Integrity, IntegrityState};
+
+    let f = estate();
+    // a1 has versions at seq 1, 3 and 6.
+    let page_with = |i: Integrity| {
+        let (_tx, rx) = tokio::sync::watch::channel(i);
+        let state = f.state(TokenSet::default()).with_integrity(rx);
+        TestClient::new(inventory_query_api::app(state))
+    };
+
+    // No key: nothing is claimed, the page points to the setting.
+    let c = f.client();
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"unknown\""),
+        "{page}"
+    );
+    assert!(page.contains("no verifier key is configured"), "{page}");
+    assert!(page.contains("INVENTORY_VERIFIER_KEY"), "{page}");
+    assert!(!page.contains("verified."), "{page}");
+    assert!(page.contains(">not checked<"), "{page}");
+    let body = json(c.get("/api/v1/integrity").send().await).await.2;
+    assert_eq!(body["state"], "no_key", "{body}");
+
+    // Verified up to seq 4: two of a1's three versions are covered.
+    let cp = CheckpointDoc {
+        evidence_seq: 2,
+        origin: "asset-inventory/INVENTORY".into(),
+        size: 4,
+        root: "ab".repeat(32),
+        signers: vec!["asset-inventory/INVENTORY+0badcafe".into()],
+    };
+    let mut verified = Integrity::initial(&[]);
+    verified.state = IntegrityState::Verified;
+    verified.reason = None;
+    verified.keys = vec!["asset-inventory/INVENTORY+0badcafe".into()];
+    verified.checkpoint = Some(cp.clone());
+    verified.verified = Some(cp.clone());
+    verified.verified_at = Some(chrono::Utc::now());
+    let c = page_with(verified.clone());
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"ok\""),
+        "{page}"
+    );
+    assert!(page.contains("Signed checkpoints: verified."), "{page}");
+    assert!(
+        page.contains("Of the 3 versions shown, 2 are covered by it (seq ≤ 4)"),
+        "{page}"
+    );
+    assert_eq!(page.matches(">covered<").count(), 2, "{page}");
+    assert_eq!(page.matches(">not yet<").count(), 1, "{page}");
+    let page = ok(&c, "/ui/f/collectors").await;
+    assert!(
+        page.contains("id=\"integrity-status\" class=\"ok\""),
+        "{page}"
+    );
+    let (status, _, body) = json(c.get("/api/v1/integrity").send().await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "verified");
+    assert_eq!(body["verified"]["size"], 4);
+
+    // The newest checkpoint failed: said so, with the reason; the older one still covers.
+    let mut failed = verified;
+    failed.state = IntegrityState::Failed;
+    failed.reason = Some("root mismatch: the stream differs".into());
+    failed.checkpoint = Some(CheckpointDoc { size: 6, ..cp });
+    let c = page_with(failed);
+    let page = ok(&c, "/ui/f/asset?key=aws/account/111").await;
+    assert!(
+        page.contains("id=\"checkpoint-status\" class=\"bad\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("did NOT verify: root mismatch: the stream differs"),
+        "{page}"
+    );
+    assert!(page.contains("covers seq 1..4"), "{page}");
+
+    // The route is read like the others: a token where tokens are configured.
+    let state = f.state(TokenSet::from_tokens(&[(Role::Viewer, "viewer-secret")]));
+    let c = TestClient::new(inventory_query_api::app(state));
+    let resp = c.get("/api/v1/integrity").send().await;
+    let problem = common::problem(resp, 401).await;
+    assert_eq!(problem["status"], 401, "{problem}");
+}
+
+#[tokio::test]
+async fn several_label_filters_must_all_hold_in_the_listing_the_facets_and_the_console() {
+    let f = labelled_estate();
+    let c = f.client();
+    let both = "label=team:payments&label=owner:ana";
+    assert_eq!(listed(&c, both).await, ["aws/account/100000000001"]);
+    assert_eq!(
+        listed(&c, "label=team:payments&label=owner:bo").await,
+        ["aws/account/100000000002"]
+    );
+    assert!(listed(&c, "label=team:search&label=team:payments")
+        .await
+        .is_empty());
+    // An empty value (a form's unset field) is no filter.
+    assert_eq!(listed(&c, "label=&label=owner:cy").await.len(), 1);
+    // As of a past point too: before 100000000003 was written only one payments/ana account.
+    assert_eq!(
+        listed(&c, &format!("{both}&as_of=seq:3")).await,
+        ["aws/account/100000000001"]
+    );
+
+    let (status, _, facets) =
+        json(c.get(format!("/api/v1/assets/facets?{both}")).send().await).await;
+    assert_eq!(status, 200, "{facets}");
+    assert_eq!(facets["total"], 1, "{facets}");
+    assert_eq!(
+        facet(&facets, "labels"),
+        [("owner:ana", 1), ("team:payments", 1)]
+    );
+
+    // At most 16: beyond, 400 naming the parameter, on both routes and the console.
+    let many: String = (0..17)
+        .map(|i| format!("label=k{i}:v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for path in [
+        format!("/api/v1/assets?{many}"),
+        format!("/api/v1/assets/facets?{many}"),
+    ] {
+        let p = common::problem(c.get(&path).send().await, 400).await;
+        assert_eq!(p["parameter"], "label", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("at most 16"), "{p}");
+    }
+    let sixteen: String = (0..16)
+        .map(|i| format!("label=k{i}:v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert!(listed(&c, &sixteen).await.is_empty());
+    let (status, page) = html(&c, &format!("/ui/f/inventory?{many}")).await;
+    assert_eq!(status, 400, "{page}");
+
+    // The console: both filters apply, the label facet adds a label and removes only its own.
+    let page = ok(&c, &format!("/ui/f/inventory?{both}")).await;
+    assert!(page.contains("id=\"total\">1<"), "{page}");
+    assert!(
+        page.contains("href=\"/?label=owner%3Aana\" aria-current=\"true\""),
+        "removing team:payments keeps owner:ana: {page}"
+    );
+    let page = ok(&c, "/ui/f/inventory?label=team:payments").await;
+    assert!(
+        page.contains("href=\"/?label=team%3Apayments&amp;label=owner%3Aana\""),
+        "picking owner:ana adds it: {page}"
+    );
 }

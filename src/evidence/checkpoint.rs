@@ -109,7 +109,7 @@ pub async fn checkpoint_once(
     let mut tree = CompactTree::new();
     let mut root_at_prev = (prev_size == 0).then(|| tree.root());
     let mut kept: Vec<Hash> = Vec::new();
-    let read = read_leaves(inventory, tip, cancel, |seq, leaf| {
+    let read = read_leaves(inventory, 1, tip, cancel, |seq, leaf| {
         tree.push(leaf);
         if seq > keep_from {
             kept.push(leaf);

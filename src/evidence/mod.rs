@@ -19,60 +19,25 @@ pub mod prove;
 pub mod verify;
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
-use inventory_bus::{Start, StoredMessage};
+use inventory_bus::Start;
 use inventory_evidence::records::{self, decode_hashes};
-use inventory_evidence::{Hash, MessageRef, Signer, Verifier, TILE_WIDTH};
-use inventory_schemas::{STREAM_NAME, STREAM_SUBJECTS};
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use inventory_evidence::{Hash, Signer, Verifier, TILE_WIDTH};
+use inventory_schemas::STREAM_NAME;
+use tracing::warn;
 
-/// The stream that keeps checkpoints and leaf-hash tiles (deny delete, deny purge).
-pub const EVIDENCE_STREAM: &str = "INVENTORY_EVIDENCE";
-/// Its subjects (outside `inventory.>`, so no collector permission reaches them).
-pub const EVIDENCE_SUBJECTS: &str = "inventory-evidence.>";
-/// Where checkpoint records are appended.
-pub const CHECKPOINT_SUBJECT: &str = "inventory-evidence.checkpoint";
-/// Messages hashed per blocking task, and tasks run ahead of the tree.
-const HASH_CHUNK: usize = 512;
-const HASH_AHEAD: usize = 3;
+// The readers the API shares (one implementation, in the evidence crate's `nats` module).
+pub use inventory_evidence::nats::{
+    default_origin, evidence_stream_config, leaf_of, newest_checkpoint, open_evidence_stream,
+    read_leaves, tile_subject, StoredCheckpoint, CHECKPOINT_SUBJECT, EVIDENCE_STREAM,
+    EVIDENCE_SUBJECTS,
+};
+
 /// Tiles fetched concurrently.
 const TILE_FETCHES: usize = 32;
-
-/// The subject of level-0 tile `index` (leaf hashes `index*256 .. index*256+256`).
-pub fn tile_subject(index: u64) -> String {
-    format!("inventory-evidence.tile.0.{index}")
-}
-
-/// The default origin and key name: the log is the stream (`asset-inventory/<stream>`).
-pub fn default_origin() -> String {
-    format!("asset-inventory/{STREAM_NAME}")
-}
-
-/// The evidence stream's configuration: file storage, append-only, forever.
-pub fn evidence_stream_config(replicas: usize) -> stream::Config {
-    stream::Config {
-        name: EVIDENCE_STREAM.to_owned(),
-        description: Some(
-            "asset-inventory: signed checkpoints of INVENTORY and their leaf-hash tiles".to_owned(),
-        ),
-        subjects: vec![EVIDENCE_SUBJECTS.to_owned()],
-        storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
-        deny_delete: true,
-        deny_purge: true,
-        allow_rollup: false,
-        max_age: Duration::ZERO,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        allow_direct: true,
-        ..Default::default()
-    }
-}
 
 /// Returns the evidence stream, creating it when missing.
 pub async fn ensure_evidence_stream(
@@ -99,24 +64,6 @@ pub async fn ensure_evidence_stream(
         );
     }
     Ok(s)
-}
-
-/// The evidence stream, if it exists.
-pub async fn open_evidence_stream(
-    js: &jetstream::Context,
-) -> anyhow::Result<Option<stream::Stream>> {
-    use jetstream::context::GetStreamErrorKind;
-    match js.get_stream(EVIDENCE_STREAM).await {
-        Ok(s) => Ok(Some(s)),
-        Err(e) => match e.kind() {
-            GetStreamErrorKind::JetStream(j)
-                if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-            {
-                Ok(None)
-            }
-            _ => Err(e).with_context(|| format!("stream {EVIDENCE_STREAM}")),
-        },
-    }
 }
 
 /// Connects to NATS (the global settings) and opens INVENTORY without creating it.
@@ -147,109 +94,13 @@ pub fn load_signer(path: &Path) -> anyhow::Result<Signer> {
     })
 }
 
-/// Verifier keys, each given as its text (`NAME+KEYID+KEY`) or as a file holding it.
+/// Verifier keys given to `--key`, each as its text (`NAME+KEYID+KEY`) or as a file holding it
+/// (at least one).
 pub fn load_verifiers(keys: &[String]) -> anyhow::Result<Vec<Verifier>> {
     if keys.is_empty() {
         anyhow::bail!("--key: give the checkpoints' verifier key (NAME+KEYID+KEY, or a file holding it, as written by `inventory keygen`)");
     }
-    keys.iter()
-        .map(|k| {
-            let k = k.trim();
-            match Verifier::parse(k) {
-                Ok(v) => Ok(v),
-                Err(text_err) => {
-                    let text = std::fs::read_to_string(k).map_err(|e| {
-                        anyhow::anyhow!(
-                            "--key {k}: not a verifier key ({text_err}) nor a readable file ({e})"
-                        )
-                    })?;
-                    Verifier::parse(text.trim()).map_err(|e| anyhow::anyhow!("--key file {k}: {e}"))
-                }
-            }
-        })
-        .collect()
-}
-
-/// A sequence missing from the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    pub seq: u64,
-}
-
-/// The leaf hash of a stored message.
-pub fn leaf_of(m: &StoredMessage) -> anyhow::Result<Hash> {
-    MessageRef {
-        seq: m.seq,
-        subject: &m.subject,
-        recorded_at_nanos: m.recorded_at_nanos,
-        payload: &m.payload,
-    }
-    .leaf_hash()
-    .with_context(|| format!("message {}", m.seq))
-}
-
-/// Reads INVENTORY from sequence 1 to `upto` in order and hands each message's leaf hash to `f`
-/// (hashing runs on blocking threads, a few chunks ahead). A missing sequence stops the read:
-/// `Ok(Err(gap))`.
-pub async fn read_leaves(
-    stream: &stream::Stream,
-    upto: u64,
-    cancel: &CancellationToken,
-    mut f: impl FnMut(u64, Hash),
-) -> anyhow::Result<Result<(), Gap>> {
-    if upto == 0 {
-        return Ok(Ok(()));
-    }
-    let (pending, messages) =
-        inventory_bus::follow_from(stream, STREAM_SUBJECTS, Start::Sequence(1)).await?;
-    let mut hashed = Box::pin(
-        messages
-            .ready_chunks(HASH_CHUNK)
-            .map(|chunk| {
-                tokio::task::spawn_blocking(move || {
-                    chunk
-                        .into_iter()
-                        .map(|m| {
-                            let m = m?;
-                            let leaf = leaf_of(&m)?;
-                            Ok((m.seq, leaf))
-                        })
-                        .collect::<Vec<anyhow::Result<(u64, Hash)>>>()
-                })
-            })
-            .buffered(HASH_AHEAD),
-    );
-    let (mut expected, mut read) = (1u64, 0u64);
-    let mut last_log = std::time::Instant::now();
-    while expected <= upto {
-        if read >= pending {
-            return Ok(Err(Gap { seq: expected }));
-        }
-        let chunk = tokio::select! {
-            _ = cancel.cancelled() => anyhow::bail!("interrupted at seq {}", expected - 1),
-            c = hashed.next() => match c {
-                Some(c) => c.context("a hashing worker failed")?,
-                None => anyhow::bail!("the stream consumer ended at seq {}", expected - 1),
-            },
-        };
-        for item in chunk {
-            let (seq, leaf) = item?;
-            read += 1;
-            if seq != expected {
-                return Ok(Err(Gap { seq: expected }));
-            }
-            f(seq, leaf);
-            expected += 1;
-            if expected > upto {
-                break;
-            }
-        }
-        if last_log.elapsed().as_secs() >= 5 {
-            last_log = std::time::Instant::now();
-            info!(seq = expected - 1, upto, "hashing the stream");
-        }
-    }
-    Ok(Ok(()))
+    inventory_evidence::nats::load_verifiers(keys).map_err(|e| anyhow::anyhow!("--key {e}"))
 }
 
 /// Fetches level-0 tiles `0..count` from the evidence stream (the first message on each tile's
@@ -301,36 +152,6 @@ pub async fn leaves_by_sequence(
         ));
     }
     Ok(out)
-}
-
-/// One checkpoint record read from the evidence stream.
-#[derive(Debug, Clone)]
-pub struct StoredCheckpoint {
-    /// Its sequence in the evidence stream.
-    pub evidence_seq: u64,
-    pub record: records::CheckpointRecord,
-}
-
-/// The newest checkpoint record on the evidence stream, if any.
-pub async fn newest_checkpoint(
-    evidence: &stream::Stream,
-) -> anyhow::Result<Option<Result<StoredCheckpoint, (u64, String)>>> {
-    use jetstream::stream::DirectGetErrorKind;
-    match evidence
-        .direct_get_last_for_subject(CHECKPOINT_SUBJECT)
-        .await
-    {
-        Ok(m) => Ok(Some(
-            records::CheckpointRecord::from_json(&m.payload)
-                .map(|record| StoredCheckpoint {
-                    evidence_seq: m.sequence,
-                    record,
-                })
-                .map_err(|e| (m.sequence, e.to_string())),
-        )),
-        Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
-        Err(e) => Err(e).context("reading the newest checkpoint"),
-    }
 }
 
 /// Every checkpoint record on the evidence stream, in order (`Err((seq, reason))` for one that

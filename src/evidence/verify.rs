@@ -178,7 +178,7 @@ pub async fn run(
     let mut tree = CompactTree::new();
     let mut tile = Vec::with_capacity(usize::try_from(TILE_WIDTH).unwrap_or(256));
     let mut tile_roots: Vec<Hash> = Vec::new();
-    let read = read_leaves(&inventory, upto, &cancel, |seq, leaf| {
+    let read = read_leaves(&inventory, 1, upto, &cancel, |seq, leaf| {
         tree.push(leaf);
         tile.push(leaf);
         if tile.len() as u64 == TILE_WIDTH {

@@ -19,6 +19,7 @@ from inventory_client import AuthenticatedClient, Client
 from inventory_client.api.accounts import list_accounts
 from inventory_client.api.assets import get_asset, list_assets
 from inventory_client.api.collectors import list_collectors
+from inventory_client.api.integrity import get_integrity
 from inventory_client.api.history import diff, get_asset_history, list_changes, stream_changes
 from inventory_client.api.monitoring import declare_monitoring, list_monitoring
 from inventory_client.api.operations import healthz, list_rejected, metrics, readyz
@@ -123,6 +124,8 @@ def main():
     collectors = ok(list_collectors.sync_detailed(client=viewer), models.CollectorList)
     assert any(c.error is not None for c in collectors.items)
     assert any(c.last_ok_at is None for c in collectors.items)
+    integrity = ok(get_integrity.sync_detailed(client=viewer), models.Integrity)
+    assert integrity.state == models.IntegrityState.NO_KEY, integrity.state  # no verifier key given
     rejected = ok(list_rejected.sync_detailed(client=viewer), models.RejectedPage)
     assert rejected.items, "the undecodable message is listed"
 

@@ -42,6 +42,28 @@ problem_responses! {
     }
 }
 
+/// The filter of the listing and its facets, from their common parameters (one place for
+/// both routes).
+fn asset_filter(
+    provider: Query<Word>,
+    kind: Query<Word>,
+    status: Query<Option<StatusFilter>>,
+    name: Query<NameFilter>,
+    label: Query<Option<Vec<LabelFilter>>>,
+    org_path: Query<NameFilter>,
+    include_deleted: Query<Flag>,
+) -> AssetFilter {
+    AssetFilter {
+        provider: provider.0 .0,
+        kind: kind.0 .0,
+        status: status.0,
+        name: name.0 .0,
+        labels: label.0.into_iter().flatten().filter_map(|l| l.0).collect(),
+        org_path: org_path.0 .0,
+        include_deleted: include_deleted.0 .0,
+    }
+}
+
 /// Assets of every provider and kind.
 pub struct AssetsApi {
     state: AppState,
@@ -74,8 +96,9 @@ impl AssetsApi {
         /// the whole native id (e.g. a bare AWS account id) or key.
         name: Query<NameFilter>,
         /// A label the asset carries, `key:value` (e.g. `team:payments`; at most 256
-        /// characters). With `as_of`, each candidate's document then is read.
-        label: Query<LabelFilter>,
+        /// characters). Repeatable: `label=team:payments&label=owner:ana` lists assets carrying
+        /// all of them (at most 16). With `as_of`, each candidate's document then is read.
+        label: Query<Option<Vec<LabelFilter>>>,
         /// An org path prefix of whole segments (e.g. `o-root/ou-prod`; at most 256
         /// characters). With `as_of`, each candidate's document then is read.
         org_path: Query<NameFilter>,
@@ -90,23 +113,23 @@ impl AssetsApi {
         as_of: Query<OptionalPoint>,
     ) -> Result<FastJson<AssetPage>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let filter = AssetFilter {
-            provider: provider.0 .0,
-            kind: kind.0 .0,
-            status: status.0,
-            name: name.0 .0,
-            label: label.0 .0,
-            org_path: org_path.0 .0,
-            include_deleted: include_deleted.0 .0,
-        };
+        let filter = asset_filter(
+            provider,
+            kind,
+            status,
+            name,
+            label,
+            org_path,
+            include_deleted,
+        );
         Ok(assets::list(&self.state, filter, limit.0 .0, cursor.0 .0, as_of.0 .0).await?)
     }
 
     /// Count assets per facet
     ///
     /// How many assets `GET /api/v1/assets` with the same filters lists (every page), per
-    /// provider, kind and status, and, for the current view, per org path prefix and label
-    /// (the 20 most frequent of each; null with `as_of`, whose past views hold neither).
+    /// provider, kind and status, and per org path prefix and label (the 20 most frequent of
+    /// each), now or as the assets stood at `as_of`.
     #[oai(path = "/assets/facets", method = "get", operation_id = "assetFacets")]
     #[allow(clippy::too_many_arguments)]
     async fn facets(
@@ -120,8 +143,8 @@ impl AssetsApi {
         status: Query<Option<StatusFilter>>,
         /// Search text, as `GET /api/v1/assets` takes it.
         name: Query<NameFilter>,
-        /// A label `key:value`.
-        label: Query<LabelFilter>,
+        /// A label `key:value`; repeatable (all of them, at most 16).
+        label: Query<Option<Vec<LabelFilter>>>,
         /// An org path prefix of whole segments.
         org_path: Query<NameFilter>,
         /// Also count assets a complete sweep found deleted (default false).
@@ -131,15 +154,15 @@ impl AssetsApi {
         as_of: Query<OptionalPoint>,
     ) -> Result<Json<AssetFacets>, ListError> {
         self.state.tokens.authorize_read(auth.token())?;
-        let filter = AssetFilter {
-            provider: provider.0 .0,
-            kind: kind.0 .0,
-            status: status.0,
-            name: name.0 .0,
-            label: label.0 .0,
-            org_path: org_path.0 .0,
-            include_deleted: include_deleted.0 .0,
-        };
+        let filter = asset_filter(
+            provider,
+            kind,
+            status,
+            name,
+            label,
+            org_path,
+            include_deleted,
+        );
         let counts = assets::facets(&self.state, filter, as_of.0 .0).await?;
         let values = |m: std::collections::BTreeMap<String, u64>| {
             m.into_iter()

@@ -5,6 +5,7 @@ mod assets;
 mod collectors;
 mod health;
 mod history;
+mod integrity;
 mod monitoring;
 mod rejected;
 mod sse;
@@ -15,6 +16,7 @@ pub use assets::{AccountsApi, AssetsApi};
 pub use collectors::CollectorsApi;
 pub use health::HealthApi;
 pub use history::HistoryApi;
+pub use integrity::IntegrityApi;
 pub use monitoring::MonitoringApi;
 pub use rejected::RejectedApi;
 pub use sse::FeedEvents;
@@ -34,6 +36,8 @@ pub enum ApiTags {
     History,
     /// Freshness of the collectors.
     Collectors,
+    /// The stream's signed checkpoints, as this server verified them.
+    Integrity,
     /// Liveness, readiness and metrics.
     Operations,
 }
@@ -45,6 +49,7 @@ pub type Apis = (
     MonitoringApi,
     HistoryApi,
     CollectorsApi,
+    IntegrityApi,
     RejectedApi,
     HealthApi,
 );
@@ -57,6 +62,7 @@ pub fn apis(state: &AppState) -> Apis {
         MonitoringApi::new(state.clone()),
         HistoryApi::new(state.clone()),
         CollectorsApi::new(state.clone()),
+        IntegrityApi::new(state.clone()),
         RejectedApi::new(state.clone()),
         HealthApi::new(state.clone()),
     )

@@ -1,6 +1,7 @@
 //! Assets and cloud accounts ([`crate::api`]'s `assets.rs`): the listings, and one asset.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -18,6 +19,10 @@ use crate::state::AppState;
 /// Kinds `/accounts` lists.
 pub const ACCOUNT_KINDS: [&str; 3] = ["account", "project", "subscription"];
 
+/// Most `label` filters in one query (each is one more condition every candidate is checked
+/// against); more are refused with 400.
+pub const MAX_LABEL_FILTERS: usize = 16;
+
 /// Which assets `GET /api/v1/assets` lists.
 #[derive(Debug, Clone, Default)]
 pub struct AssetFilter {
@@ -26,8 +31,9 @@ pub struct AssetFilter {
     pub status: Option<StatusFilter>,
     /// A case-insensitive substring of the name.
     pub name: Option<String>,
-    /// A label the asset carries, `key:value`.
-    pub label: Option<String>,
+    /// Labels the asset carries, each `key:value`: all of them (AND), at most
+    /// [`MAX_LABEL_FILTERS`].
+    pub labels: Vec<String>,
     /// An org path prefix of whole segments, e.g. `o-root/ou-prod`.
     pub org_path: Option<String>,
     /// Also assets a complete sweep found deleted.
@@ -35,9 +41,18 @@ pub struct AssetFilter {
 }
 
 impl AssetFilter {
-    /// The listing's query (the label's form is checked by its parameter type).
+    /// The listing's query (each label's form is checked by its parameter type; their number
+    /// here).
     fn query(self) -> Result<AssetQuery, ServiceError> {
-        let label = self.label;
+        if self.labels.len() > MAX_LABEL_FILTERS {
+            return Err(ServiceError::invalid_parameter(
+                "label",
+                format!(
+                    "label may be given at most {MAX_LABEL_FILTERS} times (got {})",
+                    self.labels.len()
+                ),
+            ));
+        }
         let org_path = self
             .org_path
             .map(|p| p.trim_matches('/').to_owned())
@@ -47,7 +62,7 @@ impl AssetFilter {
             kinds: self.kind.into_iter().collect(),
             status: self.status.map(|s| s.as_str().to_owned()),
             name_contains: self.name,
-            labels: label.into_iter().collect(),
+            labels: self.labels,
             org_path,
             include_deleted: self.include_deleted,
             after: None,
@@ -136,9 +151,11 @@ pub async fn get(
 pub const FACET_TOP: usize = 20;
 
 /// How many assets of a listing ([`list`]'s filter, now or `as_of`) there are per provider,
-/// kind and status, and (current view only) per org path and label: the console's facets and
+/// kind and status, and per org path and label: the console's facets and
 /// `GET /api/v1/assets/facets`. Counts come from the folded state and the tags extracted when
-/// each asset was folded (now) or the versions index (past views), so no asset document is read.
+/// each asset was folded (now, and in a past view every asset unchanged since), and in a past
+/// view from the versions index and, for the assets changed since, their document then
+/// ([`history::tagged_assets_at`]): the cost follows how much changed since the point.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FacetCounts {
     /// Assets matching the whole filter.
@@ -147,9 +164,10 @@ pub struct FacetCounts {
     pub kind: BTreeMap<String, u64>,
     pub status: BTreeMap<String, u64>,
     /// Assets per org path prefix (an asset counts under each prefix of its path), the
-    /// [`FACET_TOP`] most frequent, most frequent first; `None` for a past view.
+    /// [`FACET_TOP`] most frequent, most frequent first (always counted; `Option` for the
+    /// API's shape).
     pub org_path: Option<TopValues>,
-    /// Assets per label (`key:value`), the [`FACET_TOP`] most frequent; `None` for a past view.
+    /// Assets per label (`key:value`), the [`FACET_TOP`] most frequent (always counted).
     pub labels: Option<TopValues>,
     /// With `as_of`: the stream sequence the view stands at.
     pub as_of_seq: Option<u64>,
@@ -230,28 +248,26 @@ pub async fn facets(
                     Ok(at) => at,
                     Err(e) => return Ok(Err(e)),
                 };
-                let m = q.matcher();
                 let mut counts = FacetCounts {
                     as_of_seq: Some(at),
                     ..FacetCounts::default()
                 };
-                if m.on_tags() {
-                    // The past listing reads the candidates' documents for their tags.
-                    for row in history::list_assets_at(snap, &q, at)? {
-                        let s = &row.state;
-                        counts.add(&s.provider, &s.kind, &s.status);
+                let mut org: HashMap<Arc<str>, u64, RandomState> = HashMap::default();
+                let mut labels: HashMap<Arc<str>, u64, RandomState> = HashMap::default();
+                history::tagged_assets_at(snap, &q, at, |provider, kind, status, tags| {
+                    counts.add(provider, kind, status);
+                    for p in &tags.org_prefixes {
+                        *org.entry(Arc::clone(p)).or_default() += 1;
                     }
-                    return Ok(Ok(counts));
-                }
-                let versions = snap.versions();
-                for (k, c) in snap.keys(&q) {
-                    let Some(v) = versions.at(k, at) else {
-                        continue;
-                    };
-                    if versions.matches(&m, k, &v) {
-                        counts.add(&c.state.provider, &c.state.kind, versions.status(&v));
+                    for l in &tags.labels {
+                        *labels.entry(Arc::clone(l)).or_default() += 1;
                     }
-                }
+                })?;
+                counts.org_path =
+                    Some(TopValues::of(org.iter().map(|(k, n)| (&**k, *n)).collect()));
+                counts.labels = Some(TopValues::of(
+                    labels.iter().map(|(k, n)| (&**k, *n)).collect(),
+                ));
                 Ok(Ok(counts))
             })
             .await?

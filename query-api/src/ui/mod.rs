@@ -15,6 +15,7 @@
 //! ([`crate::params`]); a refused one renders a readable error with the API's status.
 
 mod chart;
+mod integrity;
 mod pages;
 
 use std::future::Future;
@@ -197,6 +198,48 @@ impl Query {
                 detail.unwrap_or_else(|| format!("{name} is not valid")),
             )
         })
+    }
+
+    /// Every non-empty value of `name` parsed by the API's parameter type `T` (a repeated
+    /// parameter, `label`).
+    pub(crate) fn get_all<T: ParseFromParameter>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<T>, ServiceError> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| {
+                T::parse_from_parameters(Some(v.as_str())).map_err(|e| {
+                    let reason = e.into_message();
+                    let (param, detail) = crate::problem::parameter_problem(name, &reason);
+                    ServiceError::invalid_parameter(
+                        &param,
+                        detail.unwrap_or_else(|| format!("{name} is not valid")),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `name` has the value `value` (a repeated parameter).
+    pub(crate) fn has(&self, name: &str, value: &str) -> bool {
+        self.0.iter().any(|(k, v)| k == name && v == value)
+    }
+
+    /// This query with `value` added to the values of `name` (`add`) or removed from them, and
+    /// the cursor dropped, encoded.
+    pub(crate) fn toggled(&self, name: &str, value: &str, add: bool) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, v)| k != "cursor" && !(k == name && (v == value || v.is_empty())))
+            .cloned()
+            .collect();
+        if add {
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
+        encode(&pairs)
     }
 
     /// This query with `name` set to `value` (`None`: removed) and the cursor dropped, encoded

@@ -8,6 +8,7 @@ use inventory_schemas::{AssetKey, Point};
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::integrity::{self, chain_check, ChainCheck};
 use super::{chart, encode, Ctx, Query};
 use crate::cursor;
 use crate::model::{AssetDoc, ChangeDoc, ChangeType, DiffChange, StatusFilter};
@@ -86,7 +87,7 @@ struct InventoryQuery {
 impl InventoryQuery {
     fn parse(q: &Query) -> Result<Self, ServiceError> {
         let text: NameFilter = q.get("q")?;
-        let label: LabelFilter = q.get("label")?;
+        let labels: Vec<LabelFilter> = q.get_all("label")?;
         let org_path: NameFilter = q.get("org_path")?;
         let provider: Word = q.get("provider")?;
         let kind: Word = q.get("kind")?;
@@ -105,7 +106,7 @@ impl InventoryQuery {
                 kind: kind.0,
                 status,
                 name: text.clone(),
-                label: label.0,
+                labels: labels.into_iter().filter_map(|l| l.0).collect(),
                 org_path: org_path.0,
                 include_deleted: include_deleted.0,
             },
@@ -128,7 +129,9 @@ impl InventoryQuery {
         put("kind", self.filter.kind.as_deref());
         put("status", self.filter.status.map(|s| s.as_str()));
         put("name", self.text.as_deref());
-        put("label", self.filter.label.as_deref());
+        for l in &self.filter.labels {
+            put("label", Some(l));
+        }
         put("org_path", self.filter.org_path.as_deref());
         put(
             "include_deleted",
@@ -164,20 +167,33 @@ pub(crate) async fn inventory(ctx: Ctx) -> Result<Markup, ServiceError> {
         m.iter().map(|(k, n)| (k.clone(), *n)).collect()
     };
     let facet = |name: &'static str, label: &str, counts: &[(String, u64)], more: u64| {
-        let selected = q.raw(name).filter(|v| !v.is_empty());
+        // Labels add up (all of them must hold); the other facets replace their value.
+        let multi = name == "label";
+        let selected = |value: &str| {
+            if multi {
+                q.has(name, value)
+            } else {
+                q.raw(name) == Some(value)
+            }
+        };
+        let href = |value: &str, add: bool| match (multi, add) {
+            (true, _) => q.toggled(name, value, add),
+            (false, true) => q.with(&[(name, Some(value))]),
+            (false, false) => q.with(&[(name, None)]),
+        };
         html! {
             section.facet aria-labelledby={"facet-" (name)} {
                 h3 id={"facet-" (name)} { (label) }
                 ul {
                     @for (value, n) in counts {
                         li {
-                            @if selected == Some(value.as_str()) {
-                                a href={"/" (q.with(&[(name, None)]))} aria-current="true"
+                            @if selected(value) {
+                                a href={"/" (href(value, false))} aria-current="true"
                                     title={"Remove the " (label) " filter"} {
                                     strong { (value) } " (" (n) ") ×"
                                 }
                             } @else {
-                                a href={"/" (q.with(&[(name, Some(value.as_str()))]))} data-facet=(name) data-value=(value) {
+                                a href={"/" (href(value, true))} data-facet=(name) data-value=(value) {
                                     (value) " (" span.count { (n) } ")"
                                 }
                             }
@@ -391,6 +407,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
         _ => None,
     };
     let chain = chain_check(&versions);
+    let signed = ctx.state.integrity.borrow().clone();
     let markup = html! {
         nav.breadcrumb aria-label="Breadcrumb" {
             ol {
@@ -431,10 +448,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                 }
                 "Newest chain hash " code title=(d.chainhash) { (short(&d.chainhash)) } ". "
             }
-            p #checkpoint-status {
-                "The stream's signed checkpoints (which make the chains unforgeable) are not checked here: run "
-                code { "inventory verify --checkpoints" } " with the checkpoint public key."
-            }
+            (integrity::checkpoint_status(&signed, &versions.iter().map(|v| v.seq).collect::<Vec<_>>()))
         }
         details.doc open {
             summary { "Document" }
@@ -459,7 +473,8 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                             th scope="col" { "From" } th scope="col" { "To" }
                             th scope="col" { "Seq" } th scope="col" { "Time" } th scope="col" { "Type" }
                             th scope="col" { "Collector" } th scope="col" { "Content hash" }
-                            th scope="col" { "Chain hash" } th scope="col" { "Open" }
+                            th scope="col" { "Chain hash" } th scope="col" { "Signed checkpoint" }
+                            th scope="col" { "Open" }
                         } }
                         tbody {
                             @for v in &versions {
@@ -474,6 +489,7 @@ pub(crate) async fn asset(ctx: Ctx) -> Result<Markup, ServiceError> {
                                     td { code { (v.source) } }
                                     td { code title=(v.contenthash) { (short(&v.contenthash)) } }
                                     td { code title=(v.chainhash) { (short(&v.chainhash)) } }
+                                    td { (integrity::version_cell(&signed, v.seq)) }
                                     td.links {
                                         a href=(asset_href(&d.key, Some(&format!("seq:{}", v.seq)))) { "this version" }
                                         " · "
@@ -497,56 +513,6 @@ fn provider_pairs(provider: &str, as_of: Option<&str>) -> Vec<(String, String)> 
         pairs.push(("as_of".to_owned(), a.to_owned()));
     }
     pairs
-}
-
-/// What the asset page found checking an asset's chain over the versions it shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum ChainCheck {
-    /// Every version names the one before it and its chain hash is
-    /// `chain_hash(previous chain hash, contenthash, type)`: how many versions.
-    Verified(usize),
-    /// The first version (oldest first) that does not: its sequence and why.
-    Broken { seq: u64, reason: &'static str },
-}
-
-/// Follows the asset's chain over `items` (newest first, as the history returns them) with the
-/// one chain rule `inventory verify` applies ([`inventory_schemas::hash::chain_hash`]). The
-/// oldest version shown links to an event outside the page (the timeline is bounded) or to a
-/// message that is not an event of the asset: its chain hash is taken as given, as `verify`
-/// does for a chain anchored before its window.
-fn chain_check(items: &[&ChangeDoc]) -> ChainCheck {
-    use inventory_schemas::{hash::chain_hash, EventType};
-    let mut previous: Option<&ChangeDoc> = None;
-    for &v in items.iter().rev() {
-        let Some(ty) = EventType::from_short(&v.ty) else {
-            return ChainCheck::Broken {
-                seq: v.seq,
-                reason: "its type is not an asset event's",
-            };
-        };
-        let prev_chain = match previous {
-            Some(p) if v.prevseq != p.seq => {
-                return ChainCheck::Broken {
-                    seq: v.seq,
-                    reason: "its prevseq does not name the version before it",
-                }
-            }
-            Some(p) => Some(p.chainhash.as_str()),
-            None if v.prevseq == 0 => Some(""),
-            None => None,
-        };
-        if let Some(prev_chain) = prev_chain {
-            if chain_hash(prev_chain, &v.contenthash, ty) != v.chainhash {
-                return ChainCheck::Broken {
-                    seq: v.seq,
-                    reason:
-                        "its chain hash is not sha256(previous chain hash ‖ contenthash ‖ type)",
-                };
-            }
-        }
-        previous = Some(v);
-    }
-    ChainCheck::Verified(items.len())
 }
 
 /// Two versions side by side: each operation of the JSON Patch from the older to the newer,
@@ -808,8 +774,10 @@ pub(crate) async fn collectors(ctx: Ctx) -> Result<Markup, ServiceError> {
     let mut items = list.items;
     items.sort_by(|a, b| b.stale.cmp(&a.stale).then(a.source.cmp(&b.source)));
     let stale = items.iter().filter(|c| c.stale).count();
+    let signed = ctx.state.integrity.borrow().clone();
     let markup = html! {
         h1 { "Collectors" }
+        (integrity::summary(&signed))
         p {
             (items.len()) " scopes; expected sweep interval " (list.expected_interval_seconds) " s; "
             strong { (stale) " stale" } " (no ok sweep within twice the interval). Freshness is always as of now."

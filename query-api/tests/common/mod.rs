@@ -410,6 +410,7 @@ pub fn serve_config(nats: &NatsServer, addr: &str, dir: &std::path::Path) -> Ser
         limits: inventory_query_api::Limits::default(),
         ready: inventory_query_api::ReadyBounds::default(),
         feed: FeedSettings::default(),
+        integrity: Default::default(),
     }
 }
 
