@@ -4,6 +4,9 @@
 //!
 //! For each page, a first visit: the shell, the stylesheet and script (cached afterwards, by
 //! content), and the data fragment; bytes are the bodies and headers as sent (uncompressed).
+//! Every asset has `BENCH_ESTATE_VERSIONS` versions (default 2), so that the inventory page as
+//! of the end of the first versions (`as_of=seq:<assets>`) is the worst case of a past view: every
+//! asset changed since, and its facets count org paths and labels from the documents of then.
 //! Then `BENCH_RUNS` visits (default 50) of the shell and its fragment one after the other,
 //! timed at the client on loopback: the time to render a page's HTML, server-side. Acceptance
 //! (issue 12): the inventory page ≤ 150 KB and ≤ 200 ms at 100,000 assets; the asset page ≤
@@ -89,6 +92,7 @@ async fn measure(
 async fn main() {
     let assets = env("BENCH_ASSETS", 100_000).max(1);
     let versions = env("BENCH_ASSET_VERSIONS", 100).max(1);
+    let estate_versions = env("BENCH_ESTATE_VERSIONS", 2).max(1);
     let runs = env("BENCH_RUNS", 50).max(1);
     println!("machine: {}", machine());
     let nats = NatsServer::start();
@@ -98,10 +102,10 @@ async fn main() {
         .await
         .unwrap();
     let t0 = Instant::now();
-    let (_, links) = publish_corpus_links(&js, assets, assets).await;
+    let (_, links) = publish_corpus_links(&js, assets * estate_versions, assets).await;
     let mut link = links[0].clone();
-    let mut last = assets;
-    for v in 1..versions {
+    let mut last = assets * estate_versions;
+    for v in estate_versions..versions {
         let ev = encode_asset(
             EventType::Changed,
             &account(0, v),
@@ -117,9 +121,10 @@ async fn main() {
         };
     }
     println!(
-        "published {} events ({} assets, one with {versions} versions) in {:.1} s",
+        "published {} events ({} assets of {estate_versions} versions, one with {}) in {:.1} s",
         thousands(last),
         thousands(assets),
+        versions.max(estate_versions),
         t0.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +137,7 @@ async fn main() {
     wait_ready(&http, &mut serve, &log, last, Duration::from_secs(1800)).await;
     let key = account(0, 0).key().unwrap().to_string();
     let asset_q = format!("?key={key}");
+    let past = format!("?as_of=seq:{assets}");
     let results = [
         measure(
             &http,
@@ -139,6 +145,15 @@ async fn main() {
             "inventory (`/`, 100 rows, facets over the estate)",
             "/",
             "/ui/f/inventory",
+            runs,
+        )
+        .await,
+        measure(
+            &http,
+            &serve,
+            "inventory as of `seq:<assets>` (every asset changed since: facets from then)",
+            &format!("/{past}"),
+            &format!("/ui/f/inventory{past}"),
             runs,
         )
         .await,
