@@ -20,7 +20,35 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), from a start that
+/// differs per process and then in turn, so that a port handed out here is not taken meanwhile
+/// by the local end of some outgoing connection (measured: a cluster node's route port, picked
+/// with `bind(0)`, was in use by the time the node started while other tests ran) nor handed out
+/// twice by one process. Falls back to a kernel-chosen port when no such range exists.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.min(65_536));
+    if high > low + 1_000 {
+        let span = high - low;
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        let _ = NEXT.compare_exchange(0, seed % span + 1, Ordering::Relaxed, Ordering::Relaxed);
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = (low + n % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
