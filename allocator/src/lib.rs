@@ -8,8 +8,8 @@
 //! projector's writer frees and reallocates hundreds of MiB of Arrow buffers, row maps and
 //! copied documents per transaction, so with that default every reuse of those pages after a
 //! second costs a page fault and the kernel's zeroing of the page. [`PURGE_DELAY_MS`] keeps
-//! freed pages for 10 s instead: the replay runs 15-20 % faster (BENCHMARKS.md, "Projector
-//! replay"), while a server that has gone quiet still gives the memory back seconds later.
+//! freed pages for 10 s instead: the replay ran 6 % faster on a quiet machine and about 20 %
+//! faster under other builds' load (BENCHMARKS.md, "Projector replay"), while a server that has gone quiet still gives the memory back seconds later.
 //! `MIMALLOC_PURGE_DELAY` in the environment overrides it (milliseconds; `-1` never purges).
 
 pub use mimalloc::MiMalloc;
