@@ -218,19 +218,22 @@ pub fn tagged_assets_at(
         .min(TAG_READERS)
         .min(past.len().div_ceil(TAGS_PER_READER))
         .max(1);
-    let tagged = |part: &[Located]| -> Result<Vec<(AssetRow, Tags)>, StoreError> {
+    // Only what `each` is given is kept per asset (not the documents): a few dozen bytes.
+    type Tagged = (String, String, String, Tags);
+    let tagged = |part: &[Located]| -> Result<Vec<Tagged>, StoreError> {
         let mut records = Records::new(snap);
         let mut out = Vec::new();
         for &located in part {
             let row = records.asset_row(located)?;
             let tags = Tags::of(row.data.as_deref().unwrap_or(""));
             if matcher.tags(&tags) {
-                out.push((row, tags));
+                let s = row.state;
+                out.push((s.provider, s.kind, s.status, tags));
             }
         }
         Ok(out)
     };
-    let parts: Vec<Result<Vec<(AssetRow, Tags)>, StoreError>> = if threads == 1 {
+    let parts: Vec<Result<Vec<Tagged>, StoreError>> = if threads == 1 {
         vec![tagged(&past)]
     } else {
         let chunk = past.len().div_ceil(threads);
@@ -246,9 +249,8 @@ pub fn tagged_assets_at(
         })
     };
     for part in parts {
-        for (row, tags) in part? {
-            let s = &row.state;
-            each(&s.provider, &s.kind, &s.status, &tags);
+        for (provider, kind, status, tags) in part? {
+            each(&provider, &kind, &status, &tags);
         }
     }
     Ok(())
