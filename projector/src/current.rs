@@ -47,7 +47,7 @@ impl Current {
 /// An asset document's org path and labels, as facets count and filters match them: extracted
 /// once, when the asset is folded (or the read model is opened), so that counting facets over
 /// the whole estate is a pass over memory, not over documents.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Tags {
     /// Every prefix of the org path, joined by `/`, shortest first (`o-root`,
     /// `o-root/ou-prod`, ...): an asset is counted under, and found by, each.
@@ -98,7 +98,7 @@ impl Tags {
     }
 }
 
-/// One event of an asset, as the version index keeps it (24 bytes).
+/// One event of an asset, as the version index keeps it (32 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     /// Stream sequence of the event.
@@ -107,11 +107,18 @@ pub struct Version {
     pub content: u64,
     /// The asset's name after the event ([`Versions::name`]).
     pub(crate) name: u32,
+    /// The asset's tags after the event ([`Versions::tags`]; [`UNKNOWN_TAGS`]: not yet known).
+    pub(crate) tags: u32,
     /// The asset's status after the event ([`Versions::status`]).
     pub(crate) status: u16,
     /// A tombstone (`deleted`).
     pub deleted: bool,
 }
+
+/// A version's tags id when its tags are not known yet: versions loaded when the read model is
+/// opened, until a past view reads their document ([`VersionIndex::learn_tags`]). Versions
+/// folded by this process always have theirs.
+const UNKNOWN_TAGS: u32 = u32::MAX;
 
 /// A new version, as the writer hands it to the index.
 pub(crate) struct NewVersion {
@@ -121,6 +128,8 @@ pub(crate) struct NewVersion {
     pub deleted: bool,
     pub name: String,
     pub status: String,
+    /// The asset's tags after the event (`None`: not known, see [`UNKNOWN_TAGS`]).
+    pub tags: Option<Tags>,
     pub at: Located,
 }
 
@@ -146,6 +155,38 @@ impl Interned {
 
     fn get(&self, id: u32) -> &str {
         self.strings.get(id as usize).map_or("", |s| s)
+    }
+}
+
+/// Distinct tag sets by number, so that every version carries its asset's org path and labels
+/// in four bytes and past facets count them without reading a document. An estate has few
+/// distinct sets (owners, teams, org units); each is held once, its strings shared with the
+/// current view's.
+#[derive(Debug, Default)]
+struct TagSets {
+    ids: HashMap<Tags, u32, RandomState>,
+    sets: Vec<Tags>,
+}
+
+impl TagSets {
+    /// The id of `tags` ([`UNKNOWN_TAGS`] once ids run out: those versions' documents are read).
+    fn id(&mut self, tags: Tags) -> u32 {
+        if let Some(id) = self.ids.get(&tags) {
+            return *id;
+        }
+        let Ok(id) = u32::try_from(self.sets.len()) else {
+            return UNKNOWN_TAGS;
+        };
+        if id == UNKNOWN_TAGS {
+            return UNKNOWN_TAGS;
+        }
+        self.sets.push(tags.clone());
+        self.ids.insert(tags, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Option<&Tags> {
+        self.sets.get(id as usize)
     }
 }
 
@@ -180,6 +221,7 @@ struct Inner {
     stream: Vec<Located>,
     names: Interned,
     statuses: Interned,
+    tags: TagSets,
 }
 
 /// A read-locked [`VersionIndex`], limited to one snapshot's sequence.
@@ -234,6 +276,12 @@ impl Versions<'_> {
         self.guard.statuses.get(u32::from(v.status))
     }
 
+    /// The asset's org path and labels after this version (`None`: not known yet, read its
+    /// document).
+    pub fn tags(&self, v: &Version) -> Option<&Tags> {
+        self.guard.tags.get(v.tags)
+    }
+
     /// Whether the asset `key` after this version passes a query's state filters.
     pub fn matches(&self, m: &Matcher<'_>, key: &str, v: &Version) -> bool {
         m.matches(v.deleted, self.status(v), self.name(v), key)
@@ -277,10 +325,31 @@ impl VersionIndex {
                 // Statuses are a handful of words; should there ever be more than 65,535,
                 // those beyond read as "" (a status filter then never matches them).
                 status: u16::try_from(inner.statuses.id(&n.status)).unwrap_or(u16::MAX),
+                tags: n.tags.map_or(UNKNOWN_TAGS, |t| inner.tags.id(t)),
                 deleted: n.deleted,
             };
             inner.by_key.entry(n.key).or_default().push(v);
             inner.stream.push(n.at);
+        }
+    }
+
+    /// Records the tags of versions whose tags were not known (`(key, seq, tags)`, read from
+    /// their documents), so that the next past view finds them in memory.
+    pub(crate) fn learn_tags(&self, learned: impl IntoIterator<Item = (Arc<str>, u64, Tags)>) {
+        let mut inner = match self.inner.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Inner { by_key, tags, .. } = &mut *inner;
+        for (key, seq, t) in learned {
+            let Some(all) = by_key.get_mut(&key) else {
+                continue;
+            };
+            if let Ok(i) = all.binary_search_by_key(&seq, |v| v.seq) {
+                if all[i].tags == UNKNOWN_TAGS {
+                    all[i].tags = tags.id(t);
+                }
+            }
         }
     }
 

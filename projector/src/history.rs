@@ -127,74 +127,23 @@ pub fn list_assets_at(
     at: u64,
 ) -> Result<Vec<AssetRow>, StoreError> {
     let matcher = q.matcher();
+    let limit = q.limit as usize;
     // Every asset ever recorded is in the snapshot (deleted ones too), so its keys in order,
     // each with its version at `at`, are the past view in order; every version carries the
-    // name and status then, so the filters apply in memory. An asset whose version then is its
-    // current one is answered from memory, the others from their records (read once the
-    // versions index is let go of).
-    // A filter on labels or org path: the index holds neither, so every candidate of a past
-    // version is read and its document's tags checked (a current one's are in memory).
+    // name, status and tags then, so the filters apply in memory. An asset whose version then is
+    // its current one is answered from memory, the others from their records (read once the
+    // versions index is let go of). A past version whose tags are not known yet (see
+    // [`Versions::tags`](crate::current::Versions::tags)) is a candidate until its document is read, so more than a page of
+    // candidates may be gathered: up to the `limit`-th certain one.
     let on_tags = matcher.on_tags();
-    let page: Vec<Result<&Arc<Current>, Located>> = {
+    let page: Vec<Candidate<'_>> = {
         let versions = snap.versions();
-        snap.keys(q)
-            .filter_map(|(k, c)| {
-                let v = versions.at(k, at)?;
-                if !versions.matches(&matcher, k, &v) {
-                    return None;
-                }
-                if v.seq == c.state.version {
-                    return matcher.tags(&c.tags).then_some(Ok(c));
-                }
-                versions.locate(v.seq).map(Err)
-            })
-            .take(if on_tags {
-                usize::MAX
-            } else {
-                q.limit as usize
-            })
-            .collect()
-    };
-    let mut records = Records::new(snap);
-    let mut rows = Vec::new();
-    for candidate in page {
-        if rows.len() >= q.limit as usize {
-            break;
-        }
-        let row = match candidate {
-            Ok(c) => AssetRow {
-                state: c.state.clone(),
-                last_seen: c.state.last_seen,
-                data: c.data.clone(),
-            },
-            Err(located) => {
-                let row = records.asset_row(located)?;
-                if on_tags && !matcher.tags(&Tags::of(row.data.as_deref().unwrap_or(""))) {
-                    continue;
-                }
-                row
-            }
-        };
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// Every asset matching `q` as it stood at stream sequence `at`, handed to `each` with its
-/// provider, kind, status and tags then (the facets of a past view). The cost follows the
-/// answer: an asset whose version then is its current one is answered from memory; only those
-/// changed since `at` have their record (and document, for the tags) read from the version log.
-pub fn tagged_assets_at(
-    snap: &Snapshot,
-    q: &AssetQuery,
-    at: u64,
-    mut each: impl FnMut(&str, &str, &str, &Tags),
-) -> Result<(), StoreError> {
-    let matcher = q.matcher();
-    let past: Vec<Located> = {
-        let versions = snap.versions();
-        let mut past = Vec::new();
+        let mut page = Vec::new();
+        let mut certain = 0;
         for (k, c) in snap.keys(q) {
+            if certain >= limit {
+                break;
+            }
             let Some(v) = versions.at(k, at) else {
                 continue;
             };
@@ -203,42 +152,141 @@ pub fn tagged_assets_at(
             }
             if v.seq == c.state.version {
                 if matcher.tags(&c.tags) {
-                    each(&c.state.provider, &c.state.kind, &c.state.status, &c.tags);
+                    page.push(Candidate::Current(c));
+                    certain += 1;
+                }
+                continue;
+            }
+            let known = versions.tags(&v);
+            if known.is_some_and(|t| !matcher.tags(t)) {
+                continue;
+            }
+            let Some(located) = versions.locate(v.seq) else {
+                continue;
+            };
+            let check = on_tags && known.is_none();
+            if !check {
+                certain += 1;
+            }
+            page.push(Candidate::Past {
+                key: k,
+                located,
+                check,
+            });
+        }
+        page
+    };
+    let mut records = Records::new(snap);
+    let mut rows = Vec::new();
+    let mut learned = Vec::new();
+    for candidate in page {
+        if rows.len() >= limit {
+            break;
+        }
+        let row = match candidate {
+            Candidate::Current(c) => AssetRow {
+                state: c.state.clone(),
+                last_seen: c.state.last_seen,
+                data: c.data.clone(),
+            },
+            Candidate::Past {
+                key,
+                located,
+                check,
+            } => {
+                let row = records.asset_row(located)?;
+                if check {
+                    let tags = Tags::of(row.data.as_deref().unwrap_or(""));
+                    let pass = matcher.tags(&tags);
+                    learned.push((Arc::clone(key), located.seq, tags));
+                    if !pass {
+                        continue;
+                    }
+                }
+                row
+            }
+        };
+        rows.push(row);
+    }
+    snap.versions.learn_tags(learned);
+    Ok(rows)
+}
+
+/// A candidate row of a past view: a current asset, or a past version's record (`check`: its
+/// tags are not known yet, so its document is matched once read).
+enum Candidate<'s> {
+    Current(&'s Arc<Current>),
+    Past {
+        key: &'s Arc<str>,
+        located: Located,
+        check: bool,
+    },
+}
+
+/// Every asset matching `q` as it stood at stream sequence `at`, handed to `each` with its
+/// provider, kind, status and tags then (the facets of a past view), from memory: the index
+/// keeps every version's status and tags. Only past versions whose tags are not known yet
+/// (loaded when the read model was opened, see [`Versions::tags`](crate::current::Versions::tags)) have their record and
+/// document read from the version log, once: what is read is learnt for the next view.
+pub fn tagged_assets_at(
+    snap: &Snapshot,
+    q: &AssetQuery,
+    at: u64,
+    mut each: impl FnMut(&str, &str, &str, &Tags),
+) -> Result<(), StoreError> {
+    let matcher = q.matcher();
+    let unknown: Vec<(&Arc<str>, Located)> = {
+        let versions = snap.versions();
+        let mut unknown = Vec::new();
+        for (k, c) in snap.keys(q) {
+            let Some(v) = versions.at(k, at) else {
+                continue;
+            };
+            if !versions.matches(&matcher, k, &v) {
+                continue;
+            }
+            let s = &c.state;
+            if v.seq == s.version {
+                if matcher.tags(&c.tags) {
+                    each(&s.provider, &s.kind, &s.status, &c.tags);
+                }
+            } else if let Some(t) = versions.tags(&v) {
+                // An asset's key holds its provider and kind: only status and tags change.
+                if matcher.tags(t) {
+                    each(&s.provider, &s.kind, versions.status(&v), t);
                 }
             } else if let Some(l) = versions.locate(v.seq) {
-                past.push(l);
+                unknown.push((k, l));
             }
         }
-        past
+        unknown
     };
     // The documents of then, read and parsed on up to [`TAG_READERS`] threads when there are
     // many (each with its own buffers; ~2.5 µs per document), handed to `each` in order.
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(TAG_READERS)
-        .min(past.len().div_ceil(TAGS_PER_READER))
+        .min(unknown.len().div_ceil(TAGS_PER_READER))
         .max(1);
     // Only what `each` is given is kept per asset (not the documents): a few dozen bytes.
-    type Tagged = (String, String, String, Tags);
-    let tagged = |part: &[Located]| -> Result<Vec<Tagged>, StoreError> {
+    type Tagged = (u64, String, String, String, Tags);
+    let tagged = |part: &[(&Arc<str>, Located)]| -> Result<Vec<Tagged>, StoreError> {
         let mut records = Records::new(snap);
-        let mut out = Vec::new();
-        for &located in part {
+        let mut out = Vec::with_capacity(part.len());
+        for &(_, located) in part {
             let row = records.asset_row(located)?;
             let tags = Tags::of(row.data.as_deref().unwrap_or(""));
-            if matcher.tags(&tags) {
-                let s = row.state;
-                out.push((s.provider, s.kind, s.status, tags));
-            }
+            let s = row.state;
+            out.push((located.seq, s.provider, s.kind, s.status, tags));
         }
         Ok(out)
     };
     let parts: Vec<Result<Vec<Tagged>, StoreError>> = if threads == 1 {
-        vec![tagged(&past)]
+        vec![tagged(&unknown)]
     } else {
-        let chunk = past.len().div_ceil(threads);
+        let chunk = unknown.len().div_ceil(threads);
         std::thread::scope(|scope| {
-            let running: Vec<_> = past
+            let running: Vec<_> = unknown
                 .chunks(chunk)
                 .map(|part| scope.spawn(|| tagged(part)))
                 .collect();
@@ -248,11 +296,19 @@ pub fn tagged_assets_at(
                 .collect()
         })
     };
+    let mut keys = unknown.iter().map(|(k, _)| *k);
+    let mut learned = Vec::with_capacity(unknown.len());
     for part in parts {
-        for (provider, kind, status, tags) in part? {
-            each(&provider, &kind, &status, &tags);
+        for (seq, provider, kind, status, tags) in part? {
+            if matcher.tags(&tags) {
+                each(&provider, &kind, &status, &tags);
+            }
+            if let Some(key) = keys.next() {
+                learned.push((Arc::clone(key), seq, tags));
+            }
         }
     }
+    snap.versions.learn_tags(learned);
     Ok(())
 }
 

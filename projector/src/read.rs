@@ -169,8 +169,9 @@ pub struct AssetQuery {
     /// Search text: a case-insensitive substring of the name, or (whole, case-insensitive) the
     /// asset's native id (e.g. a bare AWS account id) or its key.
     pub name_contains: Option<String>,
-    /// Labels the asset carries, each `key:value` (all of them). Past views read them from
-    /// each candidate version's document: their cost grows with the estate, not the answer.
+    /// Labels the asset carries, each `key:value` (all of them). Past views match each
+    /// version's tags in the versions index (a version loaded when the read model was opened:
+    /// its document, read once).
     pub labels: Vec<String>,
     /// An org path prefix, whole segments (`o-root/ou-prod` matches `o-root/ou-prod/ou-x`, not
     /// `o-root/ou-production`; past views as for `labels`).

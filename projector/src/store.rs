@@ -561,6 +561,7 @@ impl Store {
                         deleted: current.state.deleted_at.is_some(),
                         name: current.state.name.clone(),
                         status: current.state.status.clone(),
+                        tags: Some(current.tags.clone()),
                         at: located,
                     });
                     staged.insert(key, current);

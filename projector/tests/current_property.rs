@@ -24,11 +24,13 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Observe asset `i` with name variant `name` and status variant `status`.
+    /// Observe asset `i` with name variant `name`, status variant `status` and team `team`
+    /// (its `team` label and its org unit; team 0: no label).
     Put {
         i: usize,
         name: u8,
         status: u8,
+        team: u8,
     },
     Delete {
         i: usize,
@@ -51,7 +53,8 @@ enum Cut {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..6usize, 0..3u8, 0..3u8).prop_map(|(i, name, status)| Op::Put { i, name, status }),
+        6 => (0..6usize, 0..3u8, 0..3u8, 0..3u8)
+            .prop_map(|(i, name, status, team)| Op::Put { i, name, status, team }),
         2 => (0..6usize).prop_map(|i| Op::Delete { i }),
         1 => (0..2u8, any::<bool>()).prop_map(|(scope, ok)| Op::Sweep { scope, ok }),
         1 => Just(Op::Garbage),
@@ -79,7 +82,12 @@ fn at(n: usize) -> DateTime<Utc> {
 fn message(n: usize, op: &Op) -> Incoming {
     let seq = n as u64 + 1;
     let (subject, payload) = match *op {
-        Op::Put { i, name, status } => {
+        Op::Put {
+            i,
+            name,
+            status,
+            team,
+        } => {
             let (provider, kind, id) = IDS[i];
             let a = Asset {
                 id: id.into(),
@@ -88,11 +96,14 @@ fn message(n: usize, op: &Op) -> Incoming {
                 name: format!("name-{name}"),
                 status: [AssetStatus::Active, AssetStatus::Suspended, AssetStatus::Up]
                     [status as usize],
-                org_path: vec!["root".into()],
+                org_path: vec!["root".into(), format!("ou{}", team % 2)],
                 region_residency: vec![],
                 url: None,
                 auth_mode: None,
-                labels: Default::default(),
+                labels: (team > 0)
+                    .then(|| ("team".to_owned(), format!("t{team}")))
+                    .into_iter()
+                    .collect(),
                 raw: serde_json::json!({"i": i, "name": name, "status": status}),
                 provenance: Provenance::default(),
             };
@@ -318,6 +329,7 @@ impl Expected {
                 .collect();
             assert_eq!(got, want, "{what}: listing {q:?}");
         }
+        self.check_past_tags(snap, &what);
         let changes: Vec<u64> = history::changes(
             snap,
             &ChangeQuery {
@@ -333,6 +345,110 @@ impl Expected {
         let mut want: Vec<u64> = self.versions.values().flatten().map(|v| v.0).collect();
         want.sort_unstable();
         assert_eq!(changes, want, "{what}: changes");
+    }
+}
+
+/// An asset's tags as its document states them, independently of the model: the org path's
+/// prefixes and the labels as `key:value`.
+fn doc_tags(data: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let doc: serde_json::Value = data
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let mut prefixes = Vec::new();
+    for seg in doc["org_path"].as_array().into_iter().flatten() {
+        let seg = seg.as_str().unwrap();
+        prefixes.push(match prefixes.last() {
+            Some(p) => format!("{p}/{seg}"),
+            None => seg.to_owned(),
+        });
+    }
+    let labels = doc["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap()))
+        .collect();
+    (prefixes, labels)
+}
+
+/// A past asset as facets see it: (provider, kind, status, org prefixes, labels).
+type TaggedView = (String, String, String, Vec<String>, Vec<String>);
+
+impl Expected {
+    /// Asserts that the facets and the label and org path filters of `snap`'s past views at this
+    /// checkpoint are its fold's (the tags of each asset's document then).
+    fn check_past_tags(&self, snap: &Snapshot, what: &str) {
+        let filters: [(&[&str], Option<&str>); 5] = [
+            (&[], None),
+            (&["team:t1"], None),
+            (&["team:t2"], Some("root")),
+            (&[], Some("root/ou1")),
+            (&[], Some("root/ou")),
+        ];
+        for (include_deleted, (labels, org_path)) in [false, true]
+            .into_iter()
+            .flat_map(|d| filters.map(|f| (d, f)))
+        {
+            let q = AssetQuery {
+                include_deleted,
+                labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                org_path: org_path.map(str::to_owned),
+                limit: 100,
+                ..AssetQuery::default()
+            };
+            let want: Vec<(&str, TaggedView)> = self
+                .assets
+                .iter()
+                .filter(|(_, (s, _))| include_deleted || s.deleted_at.is_none())
+                .filter_map(|(k, (s, data))| {
+                    let (prefixes, doc_labels) = doc_tags(data.as_deref());
+                    let pass = labels.iter().all(|l| doc_labels.iter().any(|x| x == l))
+                        && org_path.is_none_or(|p| prefixes.iter().any(|x| x == p));
+                    pass.then(|| {
+                        let view = (s.provider.clone(), s.kind.clone(), s.status.clone());
+                        (k.as_str(), (view.0, view.1, view.2, prefixes, doc_labels))
+                    })
+                })
+                .collect();
+            let mut got: Vec<TaggedView> = Vec::new();
+            history::tagged_assets_at(snap, &q, self.seq, |p, k, s, t| {
+                got.push((
+                    p.to_owned(),
+                    k.to_owned(),
+                    s.to_owned(),
+                    t.org_prefixes.iter().map(|x| x.to_string()).collect(),
+                    t.labels.iter().map(|x| x.to_string()).collect(),
+                ));
+            })
+            .unwrap();
+            // In no particular order (facets count them).
+            let mut want_tagged: Vec<TaggedView> = want.iter().map(|(_, t)| t.clone()).collect();
+            want_tagged.sort();
+            got.sort();
+            assert_eq!(got, want_tagged, "{what}: facets {q:?}");
+            let listed = history::list_assets_at(snap, &q, self.seq).unwrap();
+            let keys: Vec<&str> = listed.iter().map(|r| r.key()).collect();
+            let want_keys: Vec<&str> = want.iter().map(|(k, _)| *k).collect();
+            assert_eq!(keys, want_keys, "{what}: listing {q:?}");
+            // Pages of one, each after the last key of the one before: the same assets.
+            let mut paged: Vec<String> = Vec::new();
+            loop {
+                let page = history::list_assets_at(
+                    snap,
+                    &AssetQuery {
+                        limit: 1,
+                        after: paged.last().cloned(),
+                        ..q.clone()
+                    },
+                    self.seq,
+                )
+                .unwrap();
+                let Some(row) = page.first() else { break };
+                assert_eq!(page.len(), 1, "{what}: a page of one");
+                paged.push(row.key().to_owned());
+            }
+            assert_eq!(paged, want_keys, "{what}: paged {q:?}");
+        }
     }
 }
 
@@ -389,8 +505,20 @@ fn run(ops: Vec<(Op, Cut)>) {
     let restored = Store::open(&path).unwrap();
     let snap = restored.live().load();
     committed.check(&snap, "log restored");
+    // Past tags are not known after opening until a past view reads them: the first pass reads
+    // documents, the second answers from what it learnt.
+    for pass in ["log restored", "log restored, tags learnt"] {
+        for (_, expected) in &held {
+            expected.check_past(&snap, pass);
+        }
+    }
+    // What the first pass read, it learnt: every version a past view answered with.
+    let versions = snap.versions();
     for (_, expected) in &held {
-        expected.check_past(&snap, "log restored");
+        for key in expected.assets.keys() {
+            let v = versions.at(key, expected.seq).unwrap();
+            assert!(versions.tags(&v).is_some(), "tags of {key} at {}", v.seq);
+        }
     }
 }
 

@@ -126,6 +126,8 @@ pub(super) fn load_versions(
             deleted: ty == EventType::Deleted,
             name: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
             status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            // Known once a past view or `load_assets` reads the document (see `UNKNOWN_TAGS`).
+            tags: None,
             at: Located {
                 seq,
                 offset: r.get(4)?,
@@ -147,30 +149,32 @@ pub(super) fn load_assets(
     index: &VersionIndex,
 ) -> Result<OrdMap<Arc<str>, Arc<Current>>, StoreError> {
     let newest = index.newest();
-    let versions = index.versions_at(u64::MAX);
-    let located: Vec<(Arc<str>, Option<Located>)> = newest
-        .into_iter()
-        .map(|(key, seq)| {
-            let at = versions.locate(seq);
-            (key, at)
-        })
-        .collect();
     let log = index.log();
     let (mut buf, mut doc) = (Vec::new(), Vec::new());
     let mut out = OrdMap::new();
-    for (key, at) in located {
-        let Some(at) = at else { continue };
-        let r = log.read(at, &mut buf)?;
-        let data = if r.ty == EventType::Deleted {
-            match r.data_seq.and_then(|s| versions.locate(s)) {
-                Some(at) => Some(Document::from(log.read(at, &mut doc)?.data)),
-                None => None,
-            }
-        } else {
-            Some(Document::from(r.data))
-        };
-        out.insert(key, Arc::new(Current::new(r.state(), data)));
+    // The newest versions' tags, learnt from the documents read here (once the index is let go).
+    let mut learned = Vec::with_capacity(newest.len());
+    {
+        let versions = index.versions_at(u64::MAX);
+        for (key, seq) in newest {
+            let Some(at) = versions.locate(seq) else {
+                continue;
+            };
+            let r = log.read(at, &mut buf)?;
+            let data = if r.ty == EventType::Deleted {
+                match r.data_seq.and_then(|s| versions.locate(s)) {
+                    Some(at) => Some(Document::from(log.read(at, &mut doc)?.data)),
+                    None => None,
+                }
+            } else {
+                Some(Document::from(r.data))
+            };
+            let current = Current::new(r.state(), data);
+            learned.push((Arc::clone(&key), seq, current.tags.clone()));
+            out.insert(key, Arc::new(current));
+        }
     }
+    index.learn_tags(learned);
     Ok(out)
 }
 
