@@ -37,13 +37,13 @@ pub struct Global {
     /// NATS credentials file (JWT + NKey seed).
     #[arg(long, env = "NATS_CREDS", global = true)]
     pub nats_creds: Option<PathBuf>,
-    /// NATS user name (with --nats-password).
+    /// NATS user name (with NATS_PASSWORD).
     #[arg(long, env = "NATS_USER", global = true)]
     pub nats_user: Option<String>,
-    /// NATS password.
+    /// NATS password. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "NATS_PASSWORD", hide_env_values = true, global = true)]
     pub nats_password: Option<String>,
-    /// NATS token.
+    /// NATS token. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "NATS_TOKEN", hide_env_values = true, global = true)]
     pub nats_token: Option<String>,
     /// Seconds a NATS write or read that meets a stream leader change, a lost connection or an
@@ -234,6 +234,7 @@ pub struct ServeArgs {
     #[arg(long, env = "INVENTORY_DB", default_value = ".data/api.duckdb")]
     pub db: PathBuf,
     /// API tokens: comma-separated `role:sha256hex` (role viewer|writer; the hash of the token).
+    /// From the environment only (a secret on the command line is refused).
     #[arg(
         long,
         env = "INVENTORY_API_TOKENS",
@@ -479,6 +480,62 @@ fn parse_share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses the command line; a secret given on it is refused (see [`secret_on_command_line`]).
+pub fn parse() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] of these arguments (the first is the program's name).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    if let Some((flag, env)) = secret_on_command_line(&cmd, &matches) {
+        return Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{flag} takes a secret, which the command line would show to every user of the \
+                 machine (`ps`, /proc/<pid>/cmdline): set {env} instead"
+            ),
+        ));
+    }
+    Cli::from_arg_matches(&matches)
+}
+
+/// The first secret given on the command line, as (flag, environment variable). A secret is an
+/// argument whose environment value is hidden from `--help` (`hide_env_values`: passwords,
+/// tokens, client secrets): one attribute marks it, and it is accepted from the environment only.
+pub fn secret_on_command_line(
+    cmd: &clap::Command,
+    matches: &clap::ArgMatches,
+) -> Option<(String, String)> {
+    use clap::parser::ValueSource;
+    for arg in cmd.get_arguments() {
+        if !arg.is_hide_env_values_set() {
+            continue;
+        }
+        let id = arg.get_id().as_str();
+        let given = matches.ids().any(|i| {
+            i.as_str() == id && matches.value_source(id) == Some(ValueSource::CommandLine)
+        });
+        if given {
+            let flag = arg
+                .get_long()
+                .map_or_else(|| id.to_owned(), |l| format!("--{l}"));
+            let env = arg
+                .get_env()
+                .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
+            return Some((flag, env));
+        }
+    }
+    let (name, sub) = matches.subcommand()?;
+    secret_on_command_line(cmd.find_subcommand(name)?, sub)
+}
+
 /// Turns a clap error into one line that names the setting, including its environment variable.
 pub fn one_line_error(err: &clap::Error, args: &[String]) -> String {
     use clap::error::{ContextKind, ContextValue};
@@ -575,6 +632,102 @@ mod tests {
             panic!("not serve");
         };
         assert!(a.ready_stall_after.is_zero());
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_is_refused_naming_its_variable() {
+        let cases: [(&[&str], &str); 9] = [
+            (
+                &["inventory", "--nats-password", "s3cr3t", "serve"],
+                "NATS_PASSWORD",
+            ),
+            (
+                &["inventory", "serve", "--nats-password=s3cr3t"],
+                "NATS_PASSWORD",
+            ),
+            (
+                &["inventory", "project", "--nats-token", "s3cr3t"],
+                "NATS_TOKEN",
+            ),
+            (
+                &["inventory", "serve", "--api-tokens", "viewer:s3cr3t"],
+                "INVENTORY_API_TOKENS",
+            ),
+            (
+                &["inventory", "up", "--api-tokens", "viewer:s3cr3t"],
+                "INVENTORY_API_TOKENS",
+            ),
+            (
+                &[
+                    "inventory",
+                    "collect",
+                    "grafana",
+                    "--url",
+                    "http://127.0.0.1:1",
+                    "--token",
+                    "s3cr3t",
+                ],
+                "GRAFANA_TOKEN",
+            ),
+            (
+                &["inventory", "collect", "azure", "--client-secret", "s3cr3t"],
+                "AZURE_CLIENT_SECRET",
+            ),
+            (
+                &["inventory", "collect", "azure", "--access-token", "s3cr3t"],
+                "AZURE_ACCESS_TOKEN",
+            ),
+            (
+                &["inventory", "collect", "gcp", "--access-token", "s3cr3t"],
+                "GCP_ACCESS_TOKEN",
+            ),
+        ];
+        for (args, env) in cases {
+            let argv: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+            let err = parse_from(&argv)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            let line = one_line_error(&err, &argv);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(
+                line.contains(&format!("set {env} instead")),
+                "{args:?}: {line}"
+            );
+            assert!(
+                !line.contains("s3cr3t"),
+                "the secret is not repeated: {line}"
+            );
+        }
+        // The same commands without the secret are accepted, and so is every other flag.
+        for args in [
+            &["inventory", "serve"][..],
+            &[
+                "inventory",
+                "--nats-user",
+                "u",
+                "serve",
+                "--listen",
+                "127.0.0.1:1",
+            ],
+            &["inventory", "collect", "azure"],
+            &[
+                "inventory",
+                "collect",
+                "grafana",
+                "--url",
+                "http://127.0.0.1:1",
+            ],
+        ] {
+            assert!(parse_from(args).is_ok(), "{args:?}");
+        }
+        // Every secret has a variable to take it from.
+        fn walk(cmd: &clap::Command) {
+            for arg in cmd.get_arguments().filter(|a| a.is_hide_env_values_set()) {
+                assert!(arg.get_env().is_some(), "{} has no variable", arg.get_id());
+            }
+            cmd.get_subcommands().for_each(walk);
+        }
+        walk(&<Cli as clap::CommandFactory>::command());
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use inventory_bus::{NatsConfig, StreamSettings};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,7 +26,7 @@ static GLOBAL: inventory_allocator::MiMalloc = inventory_allocator::MiMalloc;
 
 fn main() -> ExitCode {
     inventory_allocator::configure();
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version.

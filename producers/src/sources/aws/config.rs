@@ -21,7 +21,7 @@ pub struct AwsConfig {
     /// e.g. the IRSA role itself).
     #[arg(long, env = "AWS_ORG_AUDIT_ROLE_ARN", value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// External id required by the role's trust policy.
+    /// External id required by the role's trust policy. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "AWS_ORG_AUDIT_EXTERNAL_ID", hide_env_values = true)]
     pub external_id: Option<String>,
     /// Session name of the assumed role, visible in CloudTrail.

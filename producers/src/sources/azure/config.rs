@@ -65,14 +65,14 @@ pub struct AzureConfig {
     /// Client id of the app registration or user-assigned identity.
     #[arg(long, env = "AZURE_CLIENT_ID")]
     pub client_id: Option<String>,
-    /// Client secret of the app registration; never logged.
+    /// Client secret of the app registration; never logged. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
     /// Projected service-account token of Azure Workload Identity (injected by the AKS
     /// webhook).
     #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE", value_name = "FILE")]
     pub federated_token_file: Option<PathBuf>,
-    /// A ready bearer token: tests and CI only; never logged.
+    /// A ready bearer token: tests and CI only; never logged. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "AZURE_ACCESS_TOKEN", hide_env_values = true)]
     pub access_token: Option<String>,
 }

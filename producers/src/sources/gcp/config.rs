@@ -45,7 +45,7 @@ pub struct GcpConfig {
     #[arg(skip = DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: u64,
     /// Static OAuth 2 access token instead of ADC (tests and CI only); never logged, never
-    /// published.
+    /// published. From the environment only (a secret on the command line is refused).
     #[arg(long, env = "GCP_ACCESS_TOKEN", hide_env_values = true)]
     pub access_token: Option<String>,
 }

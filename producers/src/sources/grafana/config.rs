@@ -18,7 +18,7 @@ pub struct GrafanaConfig {
     /// Base URL of the Grafana server, e.g. http://grafana:3000.
     #[arg(long, env = "GRAFANA_URL")]
     pub url: String,
-    /// Grafana service-account token (sent as a bearer token; never stored or logged).
+    /// Grafana service-account token (sent as a bearer token; never stored or logged). From the environment only (a secret on the command line is refused).
     #[arg(long, env = "GRAFANA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Name of the endpoint asset: its id and the collector scope.
