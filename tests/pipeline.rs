@@ -283,6 +283,58 @@ async fn the_local_prometheus_is_up_in_the_monitoring_view() {
     api.wait().unwrap();
 }
 
+/// `inventory up` (what `make run` starts) signs checkpoints with the key it makes on first start
+/// and gives the API that key's public half: the integrity route says `verified`, never `no_key`,
+/// without any key configured by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_verifies_its_own_checkpoints_with_the_key_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nats_port, api_port, prom_port) = (free_port(), free_port(), free_port());
+    let mut up = common::inventory(&format!("nats://127.0.0.1:{nats_port}"))
+        .env_remove("INVENTORY_VERIFIER_KEY")
+        .env_remove("INVENTORY_SIGNING_KEY_FILE")
+        .args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{api_port}"),
+            "--prometheus-listen",
+            &format!("127.0.0.1:{prom_port}"),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--every",
+            "2s",
+            "--checkpoint-every",
+            "1s",
+            "--integrity-every",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{api_port}/api/v1/integrity");
+    // A checkpoint over the collectors' first events (the first one may be of the empty stream).
+    let v = common::wait_for(
+        Duration::from_secs(120),
+        "a verified checkpoint",
+        || async {
+            let (status, body) = common::get(&url).await?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status == 200 && v["state"] == "verified" && v["verified"]["size"].as_u64()? > 0)
+                .then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["verified"]["signers"], v["keys"], "{v}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(up.id().to_string())
+        .status();
+    let status = up.wait().unwrap();
+    assert!(status.success(), "up exited with {status}");
+}
+
 #[test]
 fn bad_configuration_is_one_line_naming_the_setting() {
     let out = common::inventory("nats://127.0.0.1:1")
