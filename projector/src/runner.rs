@@ -313,6 +313,14 @@ fn writer(
             ms = started.take().map_or(0, |t| t.elapsed().as_millis() as u64),
             "batch committed"
         );
+        if bulk && out.last_seq >= tip {
+            bulk = false;
+            store.set_bulk(false).map_err(|e| fail(e, "write"))?;
+            // The catch-up's buffers are freed: give them back now, not a purge delay later, and
+            // before saying so, so that a server is ready at its steady size (issue 10: ≤ 1 GiB
+            // resident at 1,000,000 events).
+            inventory_allocator::release_free_memory();
+        }
         status.send_modify(|s| {
             s.applied_seq = out.last_seq;
             s.stream_last_seq = s.stream_last_seq.max(out.last_seq);
@@ -326,10 +334,6 @@ fn writer(
                 s.caught_up = true;
             }
         });
-        if bulk && out.last_seq >= tip {
-            bulk = false;
-            store.set_bulk(false).map_err(|e| fail(e, "write"))?;
-        }
     }
     if bulk {
         store.set_bulk(false)?;
