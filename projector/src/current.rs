@@ -335,7 +335,11 @@ impl VersionIndex {
 
     /// Records the tags of versions whose tags were not known (`(key, seq, tags)`, read from
     /// their documents), so that the next past view finds them in memory.
-    pub(crate) fn learn_tags(&self, learned: impl IntoIterator<Item = (Arc<str>, u64, Tags)>) {
+    pub(crate) fn learn_tags(&self, learned: Vec<(Arc<str>, u64, Tags)>) {
+        if learned.is_empty() {
+            // The usual case once tags are known: no write lock for readers to wait on.
+            return;
+        }
         let mut inner = match self.inner.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
