@@ -11,7 +11,7 @@
 //! - DuckDB stays the store of history and the analysts' file: past views take their versions
 //!   from the index and their records from the version log ([`crate::version_log`]) by offset.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -64,27 +64,45 @@ impl Tags {
             #[serde(default)]
             org_path: Vec<String>,
             #[serde(default)]
-            labels: std::collections::BTreeMap<String, String>,
+            labels: BTreeMap<String, String>,
         }
         let Ok(d) = serde_json::from_str::<Doc>(doc) else {
             return Self::default();
         };
-        let mut prefix = String::new();
-        let org_prefixes = d
-            .org_path
-            .iter()
+        Self::build(
+            d.org_path.iter().map(String::as_str),
+            d.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &mut String::new(),
+            |s| Arc::from(s),
+        )
+    }
+
+    /// The tags of an org path (root first) and labels (in key order), each string made by
+    /// `make` from its text in `buf`: the one rule of what an asset is counted under.
+    fn build<'a>(
+        org_path: impl Iterator<Item = &'a str>,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+        buf: &mut String,
+        mut make: impl FnMut(&str) -> Arc<str>,
+    ) -> Self {
+        buf.clear();
+        let org_prefixes = org_path
             .map(|seg| {
-                if !prefix.is_empty() {
-                    prefix.push('/');
+                if !buf.is_empty() {
+                    buf.push('/');
                 }
-                prefix.push_str(seg);
-                Arc::from(prefix.as_str())
+                buf.push_str(seg);
+                make(buf)
             })
             .collect();
-        let labels = d
-            .labels
-            .iter()
-            .map(|(k, v)| Arc::from(format!("{k}:{v}")))
+        let labels = labels
+            .map(|(k, v)| {
+                buf.clear();
+                buf.push_str(k);
+                buf.push(':');
+                buf.push_str(v);
+                make(buf)
+            })
             .collect();
         Self {
             org_prefixes,
@@ -95,6 +113,47 @@ impl Tags {
     /// The full org path (`""`: none).
     pub fn org_path(&self) -> &str {
         self.org_prefixes.last().map_or("", |p| p)
+    }
+}
+
+/// Makes [`Tags`] for the writer, which folds every event: documents are read without copying
+/// their strings, and each distinct org-path prefix or label is one shared string (no allocation
+/// for a string seen before). Same result as [`Tags::of`].
+#[derive(Debug, Default)]
+pub(crate) struct TagBuilder {
+    strings: HashMap<Box<str>, Arc<str>, RandomState>,
+    buf: String,
+}
+
+/// Most distinct strings a [`TagBuilder`] keeps (beyond, it starts again: ~5 MiB at most).
+const TAG_STRINGS: usize = 65_536;
+
+impl TagBuilder {
+    /// The tags of an asset document ([`Tags::of`]).
+    pub(crate) fn tags(&mut self, doc: &str) -> Tags {
+        #[derive(serde::Deserialize)]
+        struct Doc<'a> {
+            #[serde(default, borrow)]
+            org_path: Vec<&'a str>,
+            #[serde(default, borrow)]
+            labels: BTreeMap<&'a str, &'a str>,
+        }
+        // A string with an escape cannot be borrowed: such a document takes the copying path.
+        let Ok(d) = serde_json::from_str::<Doc<'_>>(doc) else {
+            return Tags::of(doc);
+        };
+        let Self { strings, buf } = self;
+        Tags::build(d.org_path.into_iter(), d.labels.into_iter(), buf, |s| {
+            if let Some(shared) = strings.get(s) {
+                return Arc::clone(shared);
+            }
+            if strings.len() >= TAG_STRINGS {
+                strings.clear();
+            }
+            let shared: Arc<str> = Arc::from(s);
+            strings.insert(Box::from(s), Arc::clone(&shared));
+            shared
+        })
     }
 }
 
@@ -561,6 +620,21 @@ mod tests {
         assert_eq!(t.org_path(), "o-root/ou-prod/ou-pay");
         assert_eq!(Tags::of("{}"), Tags::default());
         assert_eq!(Tags::of("not json"), Tags::default());
+        // The writer's builder gives the same tags, escapes and all, and shares its strings.
+        let mut b = TagBuilder::default();
+        for doc in [
+            r#"{"org_path":["r","ou-a"],"labels":{"team":"x","env":"prod"}}"#,
+            r#"{"org_path":["r","ou-\u0061"],"labels":{"te\"am":"x\\y"}}"#,
+            r#"{"labels":{}}"#,
+            "{}",
+            "not json",
+            r#"{"org_path":"not a list"}"#,
+        ] {
+            assert_eq!(b.tags(doc), Tags::of(doc), "{doc}");
+        }
+        let doc = r#"{"org_path":["r"],"labels":{"team":"x"}}"#;
+        let (t1, t2) = (b.tags(doc), b.tags(doc));
+        assert!(Arc::ptr_eq(&t1.labels[0], &t2.labels[0]));
     }
 
     #[test]

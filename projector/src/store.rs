@@ -31,7 +31,7 @@ use inventory_schemas::{
 use tracing::{debug, warn};
 
 use crate::current::{
-    content_fingerprint, Current, Document, Live, NewVersion, Snapshot, VersionIndex,
+    content_fingerprint, Current, Document, Live, NewVersion, Snapshot, TagBuilder, VersionIndex,
 };
 use crate::fold::fold;
 use crate::identity::{format_created, payload_sha256, StreamIdentity};
@@ -142,6 +142,8 @@ pub struct Store {
     log_end: u64,
     /// Writes the version log's new records beside the writer thread.
     appender: LogAppender,
+    /// Makes each folded asset's tags (shared strings, no copy of the document's).
+    tag_builder: TagBuilder,
     /// Where each committed snapshot is published for readers.
     live: Live,
     open: Option<OpenBatch>,
@@ -287,6 +289,7 @@ impl Store {
             versions,
             log_end,
             appender,
+            tag_builder: TagBuilder::default(),
             live: Live::default(),
             open: None,
             identity,
@@ -445,6 +448,7 @@ impl Store {
             assets,
             sweeps: committed_sweeps,
             appender,
+            tag_builder,
             open,
             ..
         } = self;
@@ -502,7 +506,15 @@ impl Store {
                             } else {
                                 Some(Document::from(data))
                             };
-                            folded = Some(Current::new(state, doc));
+                            let tags = doc
+                                .as_deref()
+                                .map(|d| tag_builder.tags(d))
+                                .unwrap_or_default();
+                            folded = Some(Current {
+                                state,
+                                data: doc,
+                                tags,
+                            });
                         }
                         Err(e) => {
                             let rejection =
