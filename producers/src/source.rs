@@ -17,8 +17,11 @@ pub type CollectFuture<'a> =
 
 /// A source of assets: one collector scope (an organisation, a file, an endpoint).
 pub trait Source: Send + Sync {
-    /// Collector name recorded in provenance and in `sweep.completed` (`file`, `prometheus`, ...).
-    fn name(&self) -> &str;
+    /// Collector name recorded in provenance and in `sweep.completed` (`file`, `prometheus`, ...):
+    /// the provider word unless a source says otherwise.
+    fn name(&self) -> &str {
+        self.provider()
+    }
     /// Provider word of the sweep (`inventory.sweep.<provider>`): `file`, `prometheus`, ...
     fn provider(&self) -> &str;
     /// The collector's scope: the file stem, the endpoint name, the organisation id.

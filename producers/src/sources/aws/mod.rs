@@ -283,10 +283,6 @@ impl Settings for AwsConfig {
 }
 
 impl Source for AwsSource {
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
     fn provider(&self) -> &str {
         PROVIDER
     }

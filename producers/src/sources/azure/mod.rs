@@ -305,10 +305,6 @@ impl Settings for AzureConfig {
 }
 
 impl Source for AzureSource {
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
     fn provider(&self) -> &str {
         PROVIDER
     }

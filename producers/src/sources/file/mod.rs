@@ -76,10 +76,6 @@ impl Settings for FileConfig {
 }
 
 impl Source for FileSource {
-    fn name(&self) -> &str {
-        "file"
-    }
-
     fn provider(&self) -> &str {
         "file"
     }

@@ -254,10 +254,6 @@ impl Settings for GcpConfig {
 }
 
 impl Source for GcpSource {
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
     fn provider(&self) -> &str {
         PROVIDER
     }

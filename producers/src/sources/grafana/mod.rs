@@ -88,10 +88,6 @@ impl Settings for GrafanaConfig {
 }
 
 impl Source for GrafanaSource {
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
     fn provider(&self) -> &str {
         PROVIDER
     }

@@ -94,10 +94,6 @@ impl Settings for PrometheusConfig {
 }
 
 impl Source for PrometheusSource {
-    fn name(&self) -> &str {
-        PROVIDER
-    }
-
     fn provider(&self) -> &str {
         PROVIDER
     }
