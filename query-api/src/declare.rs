@@ -93,13 +93,7 @@ pub struct Last {
 }
 
 fn check_name(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with("_h")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if inventory_schemas::key::is_token_safe(name) {
         Ok(())
     } else {
         Err(ServiceError::invalid_body(

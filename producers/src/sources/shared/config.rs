@@ -78,20 +78,16 @@ pub fn display_url(url: &Url) -> String {
     shown.as_str().trim_end_matches('/').to_owned()
 }
 
-/// Checks an endpoint or scope name: 1-128 characters of `[A-Za-z0-9_-]`, so it is its own NATS
-/// subject token and a clean URI segment.
+/// Checks an endpoint or scope name: its own NATS subject token
+/// ([`inventory_schemas::key::is_token_safe`]: 1-128 characters of `[A-Za-z0-9_-]`, not starting
+/// with the hashed-token prefix `_h`), so also a clean URI segment.
 pub fn validate_name(setting: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if inventory_schemas::key::is_token_safe(name) {
         Ok(())
     } else {
         Err(ConfigError::invalid(
             setting,
-            format!("{name:?} must be 1-128 characters of [A-Za-z0-9_-]"),
+            format!("{name:?} must be 1-128 characters of [A-Za-z0-9_-], not starting with \"_h\""),
         ))
     }
 }
@@ -180,7 +176,7 @@ mod tests {
     #[test]
     fn names_are_subject_safe() {
         validate_name("PROM_NAME", "prom-default_2").unwrap();
-        for bad in ["", "a.b", "a b", "ü", &"x".repeat(129)] {
+        for bad in ["", "a.b", "a b", "ü", "_hidden", &"x".repeat(129)] {
             let err = validate_name("PROM_NAME", bad).unwrap_err();
             assert!(err.to_string().starts_with("PROM_NAME: "), "{err}");
         }
