@@ -111,15 +111,20 @@ pub fn legacy_sweep_subject(provider: &str) -> String {
     format!("{SWEEP_SUBJECT_PREFIX}.{provider}")
 }
 
+/// Whether a name matches `[A-Za-z0-9_-]{1,128}`: a subject token as it is, or (starting with
+/// the hash prefix) one [`subject_token`] hashes.
+pub fn is_token_shaped(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Whether a native id is its own subject token: it matches `[A-Za-z0-9_-]{1,128}` and does not
 /// start with the hash prefix.
 pub fn is_token_safe(native_id: &str) -> bool {
-    !native_id.is_empty()
-        && native_id.len() <= 128
-        && !native_id.starts_with(HASHED_TOKEN_PREFIX)
-        && native_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    is_token_shaped(native_id) && !native_id.starts_with(HASHED_TOKEN_PREFIX)
 }
 
 /// Maps a native id to a subject token: itself when [`is_token_safe`], otherwise `_h` followed by

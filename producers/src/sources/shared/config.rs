@@ -78,16 +78,16 @@ pub fn display_url(url: &Url) -> String {
     shown.as_str().trim_end_matches('/').to_owned()
 }
 
-/// Checks an endpoint or scope name: its own NATS subject token
-/// ([`inventory_schemas::key::is_token_safe`]: 1-128 characters of `[A-Za-z0-9_-]`, not starting
-/// with the hashed-token prefix `_h`), so also a clean URI segment.
+/// Checks an endpoint or scope name: 1-128 characters of `[A-Za-z0-9_-]`
+/// ([`inventory_schemas::key::is_token_shaped`]), so a clean URI segment and a NATS subject token
+/// (hashed when it starts with `_h`).
 pub fn validate_name(setting: &str, name: &str) -> Result<(), ConfigError> {
-    if inventory_schemas::key::is_token_safe(name) {
+    if inventory_schemas::key::is_token_shaped(name) {
         Ok(())
     } else {
         Err(ConfigError::invalid(
             setting,
-            format!("{name:?} must be 1-128 characters of [A-Za-z0-9_-], not starting with \"_h\""),
+            format!("{name:?} must be 1-128 characters of [A-Za-z0-9_-]"),
         ))
     }
 }
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn names_are_subject_safe() {
         validate_name("PROM_NAME", "prom-default_2").unwrap();
-        for bad in ["", "a.b", "a b", "ü", "_hidden", &"x".repeat(129)] {
+        for bad in ["", "a.b", "a b", "ü", &"x".repeat(129)] {
             let err = validate_name("PROM_NAME", bad).unwrap_err();
             assert!(err.to_string().starts_with("PROM_NAME: "), "{err}");
         }
