@@ -11,7 +11,7 @@
 //! - DuckDB stays the store of history and the analysts' file: past views take their versions
 //!   from the index and their records from the version log ([`crate::version_log`]) by offset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -121,11 +121,11 @@ impl Tags {
 /// for a string seen before). Same result as [`Tags::of`].
 #[derive(Debug, Default)]
 pub(crate) struct TagBuilder {
-    strings: HashMap<Box<str>, Arc<str>, RandomState>,
+    strings: HashSet<Arc<str>, RandomState>,
     buf: String,
 }
 
-/// Most distinct strings a [`TagBuilder`] keeps (beyond, it starts again: ~5 MiB at most).
+/// Most distinct strings a [`TagBuilder`] keeps (beyond, it starts again: a few MiB at most).
 const TAG_STRINGS: usize = 65_536;
 
 impl TagBuilder {
@@ -151,7 +151,7 @@ impl TagBuilder {
                 strings.clear();
             }
             let shared: Arc<str> = Arc::from(s);
-            strings.insert(Box::from(s), Arc::clone(&shared));
+            strings.insert(Arc::clone(&shared));
             shared
         })
     }

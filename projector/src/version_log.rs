@@ -512,7 +512,8 @@ mod tests {
             .open(&path)
             .unwrap();
         let appender = LogAppender::start(rw, "log".into()).unwrap();
-        // Three writes of 40 % of the interval each: the thread syncs on its own after the third.
+        // Four writes of 40 % of the interval each: the thread syncs on its own after the third,
+        // and the last write comes after that sync.
         let piece = LogAppender::SYNC_EVERY * 2 / 5;
         let mut expected = Vec::new();
         for (i, byte) in [b'a', b'b', b'c', b'd'].into_iter().enumerate() {
