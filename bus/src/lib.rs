@@ -409,7 +409,7 @@ impl StoredMessage {
         Ok((
             Self {
                 seq: info.stream_sequence,
-                subject: msg.subject.to_string(),
+                subject: msg.subject.as_str().to_owned(),
                 recorded_at_nanos: info.published.unix_timestamp_nanos(),
                 payload: msg.payload.clone(),
             },
@@ -624,7 +624,7 @@ pub async fn follow_marked(
         Ok(Followed {
             message: StoredMessage {
                 seq: info.stream_sequence,
-                subject: msg.subject.to_string(),
+                subject: msg.subject.as_str().to_owned(),
                 recorded_at_nanos: info.published.unix_timestamp_nanos(),
                 payload: msg.payload.clone(),
             },
@@ -711,7 +711,7 @@ pub async fn first_recorded_at_or_after(
 fn stored_from_direct(m: async_nats::jetstream::message::StreamMessage) -> StoredMessage {
     StoredMessage {
         seq: m.sequence,
-        subject: m.subject.to_string(),
+        subject: m.subject.as_str().to_owned(),
         recorded_at_nanos: m.time.unix_timestamp_nanos(),
         payload: m.payload,
     }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::RecordBatch;
 use duckdb::types::{TimeUnit, Value};
-use duckdb::{params, Connection, OptionalExt};
+use duckdb::{params, Config, Connection, OptionalExt};
 use inventory_schemas::{
     decode_stored_summary, DataSummary, EventSummary, RejectReason, Rejection, STREAM_NAME,
 };
@@ -49,6 +49,17 @@ const SCHEMA_VERSION: i64 = 7;
 pub const DEFAULT_MEMORY_MIB: u64 = 256;
 
 const SCHEMA: &str = include_str!("store/schema.sql");
+
+/// The DuckDB storage format of a database this store creates (an existing file keeps its own).
+/// v1.2.0 is the first that stores strings with ZSTD: `events.data` compressed with it costs the
+/// writer much less CPU than FSST, and the bench's database is 3× smaller (BENCHMARKS.md,
+/// "Projector replay"); a file in it is read by DuckDB 1.2 and later.
+const STORAGE_VERSION: &str = "v1.2.0";
+
+/// How every connection of the store is opened.
+fn config() -> Result<Config, duckdb::Error> {
+    Config::default().with("storage_compatibility_version", STORAGE_VERSION)
+}
 
 /// A message from the stream with its decode result (decoding may happen off the writer thread).
 #[derive(Debug, Clone)]
@@ -103,8 +114,10 @@ pub struct BatchOutcome {
 /// The transaction in progress: what it did so far and the asset states it changed.
 struct OpenBatch {
     outcome: BatchOutcome,
-    /// New states (with their documents) by key, folded over the batch so far.
-    staged: HashMap<Arc<str>, Current, RandomState>,
+    /// New states (with their documents) by key, folded over the batch so far: shared as they
+    /// will be in the committed map, so that the table's entries are small (a large batch
+    /// stages every asset, and growing a table of whole states copied each one several times).
+    staged: HashMap<Arc<str>, Arc<Current>, RandomState>,
     /// The batch's asset events, in stream order, and where their records are (for the
     /// versions index).
     versions: Vec<NewVersion>,
@@ -147,6 +160,11 @@ pub struct Store {
     /// Where each committed snapshot is published for readers.
     live: Live,
     open: Option<OpenBatch>,
+    /// The staged table and version list of the last committed batch, empty, for the next one
+    /// to reuse: while catching up, every batch would otherwise grow them again from nothing
+    /// (copies, and fresh memory the kernel zeroes). Dropped once caught up ([`Store::set_bulk`]).
+    spare_staged: HashMap<Arc<str>, Arc<Current>, RandomState>,
+    spare_versions: Vec<NewVersion>,
     /// The stream the read model was built from (`meta`), once a batch of it is committed.
     identity: Option<StreamIdentity>,
     /// The creation time of the stream an empty store is being built from ([`Store::bind_stream`]).
@@ -213,10 +231,12 @@ impl Store {
                 reason: e.to_string(),
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let conn = config()
+            .and_then(|c| Connection::open_with_flags(path, c))
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         Self::init(conn, Some(&log_path(path))).map_err(|e| match e {
             StoreError::Open { reason, .. } => StoreError::Open {
                 path: path.display().to_string(),
@@ -235,10 +255,12 @@ impl Store {
 
     /// An in-memory store (tests, replays to be exported).
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open {
-            path: ":memory:".into(),
-            reason: e.to_string(),
-        })?;
+        let conn = config()
+            .and_then(Connection::open_in_memory_with_flags)
+            .map_err(|e| StoreError::Open {
+                path: ":memory:".into(),
+                reason: e.to_string(),
+            })?;
         Self::init(conn, None)
     }
 
@@ -292,6 +314,8 @@ impl Store {
             tag_builder: TagBuilder::default(),
             live: Live::default(),
             open: None,
+            spare_staged: HashMap::default(),
+            spare_versions: Vec::new(),
             identity,
             bound: None,
         };
@@ -353,7 +377,12 @@ impl Store {
 
     /// Tunes DuckDB for a bulk load (`true`: one thread, as the writer is the only client and more
     /// threads only contend for the CPU) or back to its defaults (readers share the database).
+    /// Leaving a bulk load also drops the room kept for its large batches.
     pub fn set_bulk(&mut self, on: bool) -> Result<(), StoreError> {
+        if !on {
+            self.spare_staged = HashMap::default();
+            self.spare_versions = Vec::new();
+        }
         self.conn.execute_batch(if on {
             "SET threads = 1"
         } else {
@@ -390,8 +419,10 @@ impl Store {
                     last_seq: self.checkpoint,
                     ..BatchOutcome::default()
                 },
-                staged: HashMap::default(),
-                versions: Vec::new(),
+                // The last batch's table, emptied: a batch stages about as many assets as the
+                // one before, without growing its table again.
+                staged: std::mem::take(&mut self.spare_staged),
+                versions: std::mem::take(&mut self.spare_versions),
                 log_end: self.log_end,
                 sweeps: HashMap::default(),
                 first: None,
@@ -496,7 +527,7 @@ impl Store {
                 };
                 let mut folded = None;
                 if let Some(key) = key {
-                    let prev = staged.get(key).or_else(|| assets.get(key).map(|c| &**c));
+                    let prev = staged.get(key).or_else(|| assets.get(key)).map(|c| &**c);
                     match fold(prev.map(|c| &c.state), inc.seq, ev) {
                         Ok(state) => {
                             let deleted = matches!(ev.data, DataSummary::Tombstone { .. });
@@ -576,7 +607,7 @@ impl Store {
                         tags: Some(current.tags.clone()),
                         at: located,
                     });
-                    staged.insert(key, current);
+                    staged.insert(key, Arc::new(current));
                 }
                 outcome.applied += 1;
             }
@@ -620,13 +651,15 @@ impl Store {
         let outcome = open.outcome;
         self.checkpoint = outcome.last_seq;
         self.log_end = open.log_end;
-        for (key, current) in open.staged {
-            self.assets.insert(key, Arc::new(current));
+        for (key, current) in open.staged.drain() {
+            self.assets.insert(key, current);
         }
+        self.spare_staged = open.staged;
         for (source, row) in open.sweeps {
             self.sweeps.insert(source, Arc::new(row));
         }
-        self.versions.append(open.versions);
+        self.versions.append(open.versions.drain(..));
+        self.spare_versions = open.versions;
         if let (Some(created), Some((first_seq, first_sha256))) = (self.bound, open.first) {
             self.identity = Some(StreamIdentity {
                 created,

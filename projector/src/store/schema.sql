@@ -3,8 +3,10 @@
 -- creation time, RFC 3339 with nanoseconds), stream_first_seq and stream_first_sha256 (the first
 -- message applied and the SHA-256 of its payload).
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
--- Unique strings (keys, ids, hashes, documents) are always FSST-compressed: letting DuckDB try a
--- dictionary first costs a hash of every string and never wins for them (BENCHMARKS.md).
+-- Unique short strings (keys, ids, hashes) are always FSST-compressed: letting DuckDB try a
+-- dictionary first costs a hash of every string and never wins for them; documents are always
+-- ZSTD-compressed (storage format v1.2.0, projector/src/store.rs): much less CPU than FSST, and
+-- a file 3× smaller (BENCHMARKS.md). A file created in an older format keeps FSST.
 CREATE TABLE IF NOT EXISTS events (
     seq          UBIGINT   NOT NULL,  -- JetStream stream sequence
     recorded_at  TIMESTAMP NOT NULL,  -- when JetStream stored it (UTC)
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS events (
     contenthash  VARCHAR USING COMPRESSION fsst,
     prevseq      UBIGINT,
     chainhash    VARCHAR USING COMPRESSION fsst,
-    data         VARCHAR   NOT NULL USING COMPRESSION fsst,  -- the event's data member (a JSON
+    data         VARCHAR   NOT NULL USING COMPRESSION zstd,  -- the event's data member (a JSON
                                       -- object), exactly as received
     -- The asset's state after this event (NULL for sweeps): a version's row is all a past view
     -- needs (which version answers is decided in memory, projector/src/current.rs).

@@ -206,3 +206,65 @@ fn a_tombstone_keeps_the_last_known_data_within_and_across_batches() {
     assert_eq!(reopened.assets, store.assets);
     assert_eq!(reopened.sweeps, store.sweeps);
 }
+
+/// How `events.data` is compressed in the database at `path`, once checkpointed.
+fn data_compression(path: &Path) -> Vec<String> {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("CHECKPOINT").unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT compression FROM pragma_storage_info('events') \
+             WHERE column_name = 'data' AND segment_type = 'VARCHAR' ORDER BY 1",
+        )
+        .unwrap();
+    let found = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    found
+}
+
+#[test]
+fn documents_are_stored_with_zstd_and_a_file_of_the_older_format_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.duckdb");
+    let mut store = Store::open(&new).unwrap();
+    store
+        .apply(&[
+            upsert(1, "1", "a"),
+            upsert(2, "2", "b"),
+            upsert(3, "1", "c"),
+        ])
+        .unwrap();
+    drop(store);
+    assert_eq!(data_compression(&new), ["ZSTD"]);
+
+    // A database created before the format changed (DuckDB's default format, documents
+    // declared FSST): it opens, grows and keeps its own format.
+    let old = dir.path().join("old.duckdb");
+    {
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(&SCHEMA.replace(
+            "data         VARCHAR   NOT NULL USING COMPRESSION zstd",
+            "data         VARCHAR   NOT NULL USING COMPRESSION fsst",
+        ))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&old).unwrap();
+    store
+        .apply(&[upsert(1, "1", "a"), upsert(2, "2", "b")])
+        .unwrap();
+    drop(store);
+    let mut store = Store::open(&old).unwrap();
+    assert_eq!(store.checkpoint(), 2);
+    store.apply(&[upsert(3, "1", "c")]).unwrap();
+    assert_eq!(data_of(&store, "aws/account/1")["name"], "c");
+    drop(store);
+    assert_eq!(data_compression(&old), ["FSST"]);
+}
