@@ -401,7 +401,11 @@ impl StoredMessage {
         inventory_schemas::decode_stored(&self.subject, self.recorded_at(), &self.payload)
     }
 
-    fn from_message(msg: &jetstream::Message, filter: &str) -> Result<(Self, u64), BusError> {
+    /// The message as stored, with its JetStream metadata (pending count, consumer name).
+    fn from_message<'m>(
+        msg: &'m jetstream::Message,
+        filter: &str,
+    ) -> Result<(Self, jetstream::message::Info<'m>), BusError> {
         let info = msg.info().map_err(|e| BusError::Read {
             filter: filter.to_owned(),
             reason: format!("message without JetStream metadata: {e}"),
@@ -413,7 +417,7 @@ impl StoredMessage {
                 recorded_at_nanos: info.published.unix_timestamp_nanos(),
                 payload: msg.payload.clone(),
             },
-            info.pending,
+            info,
         ))
     }
 }
@@ -510,9 +514,9 @@ pub async fn last_per_subject(
             filter: filter.to_owned(),
             reason: e.to_string(),
         })?;
-        let (stored, left) = StoredMessage::from_message(&msg, filter)?;
+        let (stored, info) = StoredMessage::from_message(&msg, filter)?;
         out.push(stored);
-        if left == 0 {
+        if info.pending == 0 {
             break;
         }
     }
@@ -609,25 +613,17 @@ pub async fn follow_marked(
     let filter = filter.to_owned();
     let mut consumer = String::new();
     Ok(messages.map(move |item| {
-        let read_err = |reason: String| BusError::Read {
+        let msg = item.map_err(|e| BusError::Read {
             filter: filter.clone(),
-            reason,
-        };
-        let msg = item.map_err(|e| read_err(e.to_string()))?;
-        let info = msg
-            .info()
-            .map_err(|e| read_err(format!("message without JetStream metadata: {e}")))?;
+            reason: e.to_string(),
+        })?;
+        let (message, info) = StoredMessage::from_message(&msg, &filter)?;
         let new_consumer = info.consumer != consumer;
         if new_consumer {
             info.consumer.clone_into(&mut consumer);
         }
         Ok(Followed {
-            message: StoredMessage {
-                seq: info.stream_sequence,
-                subject: msg.subject.as_str().to_owned(),
-                recorded_at_nanos: info.published.unix_timestamp_nanos(),
-                payload: msg.payload.clone(),
-            },
+            message,
             new_consumer,
         })
     }))
