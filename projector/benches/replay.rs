@@ -3,7 +3,7 @@
 //! same stream in the same run as the baseline.
 //!
 //! Knobs: `BENCH_EVENTS`, `BENCH_ASSETS`, `BENCH_ROUNDS` (default 3). Prints one line per
-//! measurement, the medians and their ratio.
+//! measurement with the CPU time it cost (this process, nats-server), the medians and their ratio.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 #[path = "common/corpus_stream.rs"]
@@ -11,7 +11,7 @@ mod corpus_stream;
 
 use std::time::Instant;
 
-use corpus_stream::{median, publish_corpus, raw_consume};
+use corpus_stream::{cpu_seconds, median, publish_corpus, raw_consume};
 use inventory_bus::{ensure_stream, StreamSettings};
 use inventory_projector::{run, RunOptions, Status, Store};
 use inventory_testkit::NatsServer;
@@ -56,12 +56,15 @@ async fn main() {
     let rounds = env("BENCH_ROUNDS", 3).max(1);
     let (mut raw_rates, mut proj_rates) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
+        let cpu = Cpu::start(&nats);
         let raw_s = raw_consume(&stream, events).await;
         raw_rates.push(events as f64 / raw_s);
         println!(
             "round {round}: raw ordered consume:        {events} msgs in {raw_s:.2} s = {:>9.0} msg/s",
             events as f64 / raw_s
         );
+        cpu.print(events);
+        let cpu = Cpu::start(&nats);
         let (proj_s, close_s) = project(&stream, events, assets).await;
         proj_rates.push(events as f64 / proj_s);
         println!(
@@ -69,6 +72,7 @@ async fn main() {
              (then closing the database, its final checkpoint: {close_s:.2} s)",
             events as f64 / proj_s
         );
+        cpu.print(events);
     }
     let (raw, proj) = (median(&mut raw_rates), median(&mut proj_rates));
     println!("median raw ordered consume: {raw:>9.0} msg/s");
@@ -120,4 +124,32 @@ async fn project(
         size("bench.duckdb.versions") as f64 / 1048576.0
     );
     (proj_s, close_s)
+}
+
+/// CPU time used by this process and by the server since a phase started.
+struct Cpu {
+    server: Option<u32>,
+    at: (f64, f64),
+}
+
+impl Cpu {
+    fn start(nats: &NatsServer) -> Self {
+        let server = nats.pid();
+        Self {
+            server,
+            at: (cpu_seconds(None), cpu_seconds(server)),
+        }
+    }
+
+    /// Prints the CPU time used since [`Cpu::start`], per message (close included).
+    fn print(&self, messages: u64) {
+        let own = cpu_seconds(None) - self.at.0;
+        let server = cpu_seconds(self.server) - self.at.1;
+        let per = |s: f64| s * 1e6 / messages as f64;
+        println!(
+            "  cpu: this process {own:.1} s ({:.1} µs/msg), nats-server {server:.1} s ({:.1} µs/msg)",
+            per(own),
+            per(server)
+        );
+    }
 }

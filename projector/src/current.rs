@@ -129,21 +129,24 @@ pub(crate) struct TagBuilder {
 const TAG_STRINGS: usize = 65_536;
 
 impl TagBuilder {
-    /// The tags of an asset document ([`Tags::of`]).
+    /// The tags of an asset document the decoder accepted ([`Tags::of`]; for such a document
+    /// the same result).
+    ///
+    /// Only the document's members up to `org_path` and `labels` are read: a document is
+    /// checked in full when its event is decoded, and what follows them (the provider's record,
+    /// the provenance) is most of its text.
     pub(crate) fn tags(&mut self, doc: &str) -> Tags {
-        #[derive(serde::Deserialize)]
-        struct Doc<'a> {
-            #[serde(default, borrow)]
-            org_path: Vec<&'a str>,
-            #[serde(default, borrow)]
-            labels: BTreeMap<&'a str, &'a str>,
-        }
-        // A string with an escape cannot be borrowed: such a document takes the copying path.
-        let Ok(d) = serde_json::from_str::<Doc<'_>>(doc) else {
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(doc);
+        // Stopping inside the object is an error to serde_json: the result is in `found`
+        // (`None`: a string with an escape, which cannot be borrowed, or not an object; such a
+        // document takes the copying path).
+        let _ = serde::Deserializer::deserialize_map(&mut de, TagMembers { found: &mut found });
+        let Some((org_path, labels)) = found else {
             return Tags::of(doc);
         };
         let Self { strings, buf } = self;
-        Tags::build(d.org_path.into_iter(), d.labels.into_iter(), buf, |s| {
+        Tags::build(org_path.into_iter(), labels.into_iter(), buf, |s| {
             if let Some(shared) = strings.get(s) {
                 return Arc::clone(shared);
             }
@@ -154,6 +157,38 @@ impl TagBuilder {
             strings.insert(Arc::clone(&shared));
             shared
         })
+    }
+}
+
+/// Reads an asset document's `org_path` and `labels` (borrowed) into `found`, and stops once it
+/// has both.
+struct TagMembers<'a, 'f> {
+    found: &'f mut Option<(Vec<&'a str>, BTreeMap<&'a str, &'a str>)>,
+}
+
+impl<'de> serde::de::Visitor<'de> for TagMembers<'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an asset document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut org_path, mut labels) = (None, None);
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "org_path" => org_path = Some(map.next_value()?),
+                "labels" => labels = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            if org_path.is_some() && labels.is_some() {
+                break;
+            }
+        }
+        *self.found = Some((org_path.unwrap_or_default(), labels.unwrap_or_default()));
+        Ok(())
     }
 }
 
@@ -185,11 +220,27 @@ pub(crate) struct NewVersion {
     pub seq: u64,
     pub content: u64,
     pub deleted: bool,
-    pub name: String,
-    pub status: String,
-    /// The asset's tags after the event (`None`: not known, see [`UNKNOWN_TAGS`]).
-    pub tags: Option<Tags>,
+    /// The asset's name, status and tags after the event.
+    pub asset: AssetAfter,
     pub at: Located,
+}
+
+/// The asset after a [`NewVersion`], as the index takes its name, status and tags.
+pub(crate) enum AssetAfter {
+    /// Folded by this process: the state it stages (shared, nothing copied).
+    Folded(Arc<Current>),
+    /// Loaded from `events` when the read model is opened: its tags are not known yet (see
+    /// [`UNKNOWN_TAGS`]).
+    Loaded { name: String, status: String },
+}
+
+impl AssetAfter {
+    fn parts(&self) -> (&str, &str, Option<&Tags>) {
+        match self {
+            Self::Folded(c) => (&c.state.name, &c.state.status, Some(&c.tags)),
+            Self::Loaded { name, status } => (name, status, None),
+        }
+    }
 }
 
 /// Distinct strings (names, statuses) by number, so that every version carries its asset's name
@@ -229,8 +280,8 @@ struct TagSets {
 
 impl TagSets {
     /// The id of `tags` ([`UNKNOWN_TAGS`] once ids run out: those versions' documents are read).
-    fn id(&mut self, tags: Tags) -> u32 {
-        if let Some(id) = self.ids.get(&tags) {
+    fn id(&mut self, tags: &Tags) -> u32 {
+        if let Some(id) = self.ids.get(tags) {
             return *id;
         }
         let Ok(id) = u32::try_from(self.sets.len()) else {
@@ -240,7 +291,7 @@ impl TagSets {
             return UNKNOWN_TAGS;
         }
         self.sets.push(tags.clone());
-        self.ids.insert(tags, id);
+        self.ids.insert(tags.clone(), id);
         id
     }
 
@@ -377,14 +428,15 @@ impl VersionIndex {
         };
         let inner = &mut *inner;
         for n in versions {
+            let (name, status, tags) = n.asset.parts();
             let v = Version {
                 seq: n.seq,
                 content: n.content,
-                name: inner.names.id(&n.name),
+                name: inner.names.id(name),
                 // Statuses are a handful of words; should there ever be more than 65,535,
                 // those beyond read as "" (a status filter then never matches them).
-                status: u16::try_from(inner.statuses.id(&n.status)).unwrap_or(u16::MAX),
-                tags: n.tags.map_or(UNKNOWN_TAGS, |t| inner.tags.id(t)),
+                status: u16::try_from(inner.statuses.id(status)).unwrap_or(u16::MAX),
+                tags: tags.map_or(UNKNOWN_TAGS, |t| inner.tags.id(t)),
                 deleted: n.deleted,
             };
             inner.by_key.entry(n.key).or_default().push(v);
@@ -410,7 +462,7 @@ impl VersionIndex {
             };
             if let Ok(i) = all.binary_search_by_key(&seq, |v| v.seq) {
                 if all[i].tags == UNKNOWN_TAGS {
-                    all[i].tags = tags.id(t);
+                    all[i].tags = tags.id(&t);
                 }
             }
         }
@@ -629,6 +681,10 @@ mod tests {
             "{}",
             "not json",
             r#"{"org_path":"not a list"}"#,
+            // Members in any order, before, between and after the two it reads.
+            r#"{"id":"1","labels":{"b":"2","a":"1"},"raw":{"x":[1,{"y":null}]},"org_path":["r"],"provenance":{}}"#,
+            r#"{"org_path":["r","ou-a"],"raw":{"labels":{"no":"t this"}}}"#,
+            r#"{"raw":"x","labels":{"te\u0061m":"x"},"org_path":[]}"#,
         ] {
             assert_eq!(b.tags(doc), Tags::of(doc), "{doc}");
         }

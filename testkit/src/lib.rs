@@ -182,6 +182,11 @@ impl NatsServer {
         self.dir.path()
     }
 
+    /// The server's process id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (SIGTERM), keeping its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
