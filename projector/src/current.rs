@@ -220,27 +220,11 @@ pub(crate) struct NewVersion {
     pub seq: u64,
     pub content: u64,
     pub deleted: bool,
-    /// The asset's name, status and tags after the event.
-    pub asset: AssetAfter,
+    pub name: String,
+    pub status: String,
+    /// The asset's tags after the event (`None`: not known, see [`UNKNOWN_TAGS`]).
+    pub tags: Option<Tags>,
     pub at: Located,
-}
-
-/// The asset after a [`NewVersion`], as the index takes its name, status and tags.
-pub(crate) enum AssetAfter {
-    /// Folded by this process: the state it stages (shared, nothing copied).
-    Folded(Arc<Current>),
-    /// Loaded from `events` when the read model is opened: its tags are not known yet (see
-    /// [`UNKNOWN_TAGS`]).
-    Loaded { name: String, status: String },
-}
-
-impl AssetAfter {
-    fn parts(&self) -> (&str, &str, Option<&Tags>) {
-        match self {
-            Self::Folded(c) => (&c.state.name, &c.state.status, Some(&c.tags)),
-            Self::Loaded { name, status } => (name, status, None),
-        }
-    }
 }
 
 /// Distinct strings (names, statuses) by number, so that every version carries its asset's name
@@ -280,8 +264,8 @@ struct TagSets {
 
 impl TagSets {
     /// The id of `tags` ([`UNKNOWN_TAGS`] once ids run out: those versions' documents are read).
-    fn id(&mut self, tags: &Tags) -> u32 {
-        if let Some(id) = self.ids.get(tags) {
+    fn id(&mut self, tags: Tags) -> u32 {
+        if let Some(id) = self.ids.get(&tags) {
             return *id;
         }
         let Ok(id) = u32::try_from(self.sets.len()) else {
@@ -291,7 +275,7 @@ impl TagSets {
             return UNKNOWN_TAGS;
         }
         self.sets.push(tags.clone());
-        self.ids.insert(tags.clone(), id);
+        self.ids.insert(tags, id);
         id
     }
 
@@ -428,15 +412,14 @@ impl VersionIndex {
         };
         let inner = &mut *inner;
         for n in versions {
-            let (name, status, tags) = n.asset.parts();
             let v = Version {
                 seq: n.seq,
                 content: n.content,
-                name: inner.names.id(name),
+                name: inner.names.id(&n.name),
                 // Statuses are a handful of words; should there ever be more than 65,535,
                 // those beyond read as "" (a status filter then never matches them).
-                status: u16::try_from(inner.statuses.id(status)).unwrap_or(u16::MAX),
-                tags: tags.map_or(UNKNOWN_TAGS, |t| inner.tags.id(t)),
+                status: u16::try_from(inner.statuses.id(&n.status)).unwrap_or(u16::MAX),
+                tags: n.tags.map_or(UNKNOWN_TAGS, |t| inner.tags.id(t)),
                 deleted: n.deleted,
             };
             inner.by_key.entry(n.key).or_default().push(v);
@@ -462,7 +445,7 @@ impl VersionIndex {
             };
             if let Ok(i) = all.binary_search_by_key(&seq, |v| v.seq) {
                 if all[i].tags == UNKNOWN_TAGS {
-                    all[i].tags = tags.id(&t);
+                    all[i].tags = tags.id(t);
                 }
             }
         }

@@ -31,8 +31,7 @@ use inventory_schemas::{
 use tracing::{debug, warn};
 
 use crate::current::{
-    content_fingerprint, AssetAfter, Current, Document, Live, NewVersion, Snapshot, TagBuilder,
-    VersionIndex,
+    content_fingerprint, Current, Document, Live, NewVersion, Snapshot, TagBuilder, VersionIndex,
 };
 use crate::fold::fold;
 use crate::identity::{format_created, payload_sha256, StreamIdentity};
@@ -598,16 +597,17 @@ impl Store {
                             None => Arc::from(current.state.key.as_str()),
                         },
                     };
-                    let current = Arc::new(current);
                     versions.push(NewVersion {
                         key: Arc::clone(&key),
                         seq: inc.seq,
                         content: content_fingerprint(&current.state.contenthash),
                         deleted: current.state.deleted_at.is_some(),
-                        asset: AssetAfter::Folded(Arc::clone(&current)),
+                        name: current.state.name.clone(),
+                        status: current.state.status.clone(),
+                        tags: Some(current.tags.clone()),
                         at: located,
                     });
-                    staged.insert(key, current);
+                    staged.insert(key, Arc::new(current));
                 }
                 outcome.applied += 1;
             }

@@ -11,9 +11,7 @@ use foldhash::fast::RandomState;
 use imbl::OrdMap;
 
 use super::SCHEMA_VERSION;
-use crate::current::{
-    content_fingerprint, AssetAfter, Current, Document, NewVersion, VersionIndex,
-};
+use crate::current::{content_fingerprint, Current, Document, NewVersion, VersionIndex};
 use crate::identity::StreamIdentity;
 use crate::store::from_micros;
 use crate::version_log::{Located, Record, VersionLog};
@@ -126,11 +124,10 @@ pub(super) fn load_versions(
             seq,
             content: content_fingerprint(contenthash.as_deref().unwrap_or_default()),
             deleted: ty == EventType::Deleted,
-            // Tags known once a past view or `load_assets` reads the document.
-            asset: AssetAfter::Loaded {
-                name: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            },
+            name: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            // Known once a past view or `load_assets` reads the document (see `UNKNOWN_TAGS`).
+            tags: None,
             at: Located {
                 seq,
                 offset: r.get(4)?,
