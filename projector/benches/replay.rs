@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use corpus_stream::{cpu_seconds, median, publish_corpus, raw_consume};
 use inventory_bus::{ensure_stream, StreamSettings};
+use inventory_projector::store::DEFAULT_MEMORY_MIB;
 use inventory_projector::{run, RunOptions, Status, Store};
 use inventory_testkit::NatsServer;
 use tokio::sync::watch;
@@ -93,6 +94,8 @@ async fn project(
 ) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.duckdb")).unwrap();
+    // DuckDB's memory as `inventory serve` sets it by default (INVENTORY_DUCKDB_MEMORY_MIB).
+    store.set_memory_limit(DEFAULT_MEMORY_MIB).unwrap();
     let (tx, _rx) = watch::channel(Status::default());
     let opts = RunOptions {
         stop_when_caught_up: true,
