@@ -11,7 +11,7 @@ mod corpus_stream;
 
 use std::time::Instant;
 
-use corpus_stream::{cpu_seconds, median, publish_corpus, raw_consume};
+use corpus_stream::{median, publish_corpus, raw_consume};
 use inventory_bus::{ensure_stream, StreamSettings};
 use inventory_projector::store::DEFAULT_MEMORY_MIB;
 use inventory_projector::{run, RunOptions, Status, Store};
@@ -155,4 +155,30 @@ impl Cpu {
             per(server)
         );
     }
+}
+
+/// CPU seconds (user and system) a process has used so far: this one (`None`) or `pid`'s, from
+/// `/proc` (0 where there is none). Printed beside the rates, to show where a phase's CPU went
+/// (on a shared VM it varies between runs too, with the machine's speed).
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // After the command name (in parentheses, which may hold spaces): state is field 3,
+    // utime and stime fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(14) + ticks(15)) as f64 / 100.0
 }

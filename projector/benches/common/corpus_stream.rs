@@ -87,29 +87,3 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
-
-/// CPU seconds (user and system) a process has used so far: this one (`None`) or `pid`'s, from
-/// `/proc` (0 where there is none). Benchmarks print them beside their rates: on a shared
-/// machine, rates of back-to-back runs vary with its load, CPU per event much less.
-pub fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or_else(
-        || "/proc/self/stat".to_owned(),
-        |p| format!("/proc/{p}/stat"),
-    );
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // After the command name (in parentheses, which may hold spaces): state is field 3,
-    // utime and stime fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(14) + ticks(15)) as f64 / 100.0
-}
