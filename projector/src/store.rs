@@ -376,7 +376,8 @@ impl Store {
     }
 
     /// Tunes DuckDB for a bulk load (`true`: one thread, as the writer is the only client and more
-    /// threads only contend for the CPU) or back to its defaults (readers share the database).
+    /// threads only contend for the CPU) and the version log's writes to bypass the page cache,
+    /// or both back to their defaults (readers share the database and read new records).
     /// Leaving a bulk load also drops the room kept for its large batches.
     pub fn set_bulk(&mut self, on: bool) -> Result<(), StoreError> {
         if !on {
@@ -388,6 +389,8 @@ impl Store {
         } else {
             "RESET threads"
         })?;
+        // Nothing reads the records of a bulk load before it ends: they bypass the page cache.
+        self.appender.set_direct(on)?;
         Ok(())
     }
 
