@@ -361,23 +361,24 @@ impl Sink {
 
     fn sync(&mut self) -> std::io::Result<()> {
         self.unsynced = 0;
-        if let Some(direct) = &mut self.direct {
-            match direct.write_out(&self.file) {
-                Err(e) if refused(&e) => self.fall_back(&e)?,
-                done => done?,
-            }
-        }
+        self.write_out()?;
         self.file.sync_data()
     }
 
-    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+    /// Writes what the direct window holds to the file (nothing to do when buffered).
+    fn write_out(&mut self) -> std::io::Result<()> {
         if let Some(direct) = &mut self.direct {
-            // What the window holds before `len` reaches the file before it is cut.
             match direct.write_out(&self.file) {
                 Err(e) if refused(&e) => self.fall_back(&e)?,
                 done => done?,
             }
         }
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        // What the window holds before `len` reaches the file before it is cut.
+        self.write_out()?;
         self.file.set_len(len)?;
         match &mut self.direct {
             Some(direct) => direct.seek(&self.file, len),
@@ -397,9 +398,8 @@ impl Sink {
                 Err(e) => tracing::debug!(error = %e, "version log: writes stay buffered"),
             },
             (false, true) => {
-                if let Some(mut direct) = self.direct.take() {
-                    direct.write_out(&self.file)?;
-                }
+                self.write_out()?;
+                self.direct = None;
             }
             _ => {}
         }
@@ -701,11 +701,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         std::fs::write(&path, b"0123456789").unwrap();
-        let rw = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
+        let rw = open_rw(&path);
         let appender = LogAppender::start(rw, "log".into()).unwrap();
         let mut buf = appender.buffer();
         buf.extend_from_slice(b"abc");
@@ -737,17 +733,22 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789ab");
     }
 
+    /// The file at `path` for reading and writing (created if missing, kept if not).
+    fn open_rw(path: &Path) -> File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap()
+    }
+
     #[test]
     fn writes_beyond_the_sync_interval_land_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let rw = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
+        let rw = open_rw(&path);
         let appender = LogAppender::start(rw, "log".into()).unwrap();
         // Four writes of 40 % of the interval each: the thread syncs on its own after the third,
         // and the last write comes after that sync.
@@ -766,15 +767,7 @@ mod tests {
     fn direct_writes_leave_the_file_as_buffered_ones_would() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let rw = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .unwrap()
-        };
+        let rw = || open_rw(&path);
         // Whether this file system takes O_DIRECT (tmpfs does not; the appender then stays
         // buffered, which the same checks cover).
         let direct = Direct::open(&rw()).is_ok();
@@ -850,13 +843,7 @@ mod tests {
     fn a_refused_direct_write_falls_back_to_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
+        let file = open_rw(&path);
         let Ok(mut direct) = Direct::open(&file) else {
             eprintln!("no O_DIRECT on {}: nothing to refuse", dir.path().display());
             return;
