@@ -389,7 +389,8 @@ impl Store {
         } else {
             "RESET threads"
         })?;
-        // Nothing reads the records of a bulk load before it ends: they bypass the page cache.
+        // A bulk load's records are seldom read before it ends (the API is not ready until
+        // then; one that is, is read from the disk): they bypass the page cache.
         self.appender.set_direct(on)?;
         Ok(())
     }

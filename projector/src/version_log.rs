@@ -429,7 +429,8 @@ fn refused(e: &std::io::Error) -> bool {
 /// Appends that bypass the page cache (`O_DIRECT`), for a store catching up with a long stream:
 /// buffered, each byte of the log costs the kernel a copy into a fresh page-cache page and its
 /// writeback later (1.3 s of system CPU per GB on the bench's VM, against 0.1 s direct;
-/// BENCHMARKS.md), and nothing reads those records before the catch-up ends.
+/// BENCHMARKS.md), and those records are seldom read before the catch-up ends (the API is not
+/// ready until then; a record that is read comes from the disk, as it would after a restart).
 ///
 /// Records are gathered in a block-aligned window and written a whole window at a time; the
 /// window's last, partial block is written padded with zeros when the log must be durable
@@ -667,8 +668,8 @@ impl LogAppender {
     }
 
     /// Writes from now on bypass the page cache (`true`, where the file system allows it) or go
-    /// through it again (`false`): for a store catching up, whose records nobody reads before it
-    /// is done ([`Direct`]). Queued in order with the writes; an error comes with the next sync.
+    /// through it again (`false`): for a store catching up, whose records are seldom read before
+    /// it is done ([`Direct`]). Queued in order with the writes; an error comes with the next sync.
     pub(crate) fn set_direct(&self, on: bool) -> Result<(), StoreError> {
         self.send(Job::Direct(on))
     }
